@@ -1,0 +1,30 @@
+"""Shared test helpers: where the kit lives and how to run its CLI the way a user does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+INV = [sys.executable, "-m", "invoke"]
+
+
+def run_inv(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 120):
+    """Run `inv ARGS` in a child process, as a user would, with a clean ATBB_* environment."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ATBB_", "GITHUB_"))}
+    base.update(env or {})
+    return subprocess.run(
+        [*INV, *args], cwd=cwd, env=base, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture
+def kit_copy(tmp_path: Path) -> Path:
+    """A scratch folder holding a copy of atbb.yaml, for config tests that edit it."""
+    (tmp_path / "atbb.yaml").write_text((ROOT / "atbb.yaml").read_text())
+    (tmp_path / "tasks.py").write_text((ROOT / "tasks.py").read_text())
+    return tmp_path

@@ -1,0 +1,290 @@
+"""atbb.yaml loading: precedence, provenance, and a corpus of bad configurations with exact key paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from atbb_kit.config import effective_items, env_name, load_config
+from atbb_kit.errors import ConfigError
+from tests.conftest import ROOT, run_inv
+
+pytestmark = pytest.mark.unit
+
+BASE = (ROOT / "atbb.yaml").read_text()
+
+
+def line_of(text: str, needle: str) -> int:
+    for i, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return i
+    raise AssertionError(f"{needle!r} not in atbb.yaml")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "atbb.yaml"
+    path.write_text(text)
+    return path
+
+
+# (id, replace this text, with this, env, expected fragment). The fragment pins the key path and,
+# for file errors, the line the user has to edit.
+def _file(old: str, new: str) -> tuple[str, str, dict[str, str]]:
+    assert old in BASE, old
+    return old, new, {}
+
+
+BAD = [
+    (
+        "port-too-high",
+        *_file("port: 3000", "port: 70000"),
+        "services.appview.port: input should be less than",
+    ),
+    ("port-zero", *_file("port: 3001", "port: 0"), "services.web.port: input should be greater than"),
+    ("port-not-int", *_file("port: 3001", "port: web"), "services.web.port: input should be a valid integer"),
+    ("port-80", *_file("port: 3001", "port: 80"), "services.web.port: 80 is nginx's port"),
+    ("same-ports", *_file("port: 3001", "port: 3000"), "services: appview and web need different ports"),
+    (
+        "platform-no-arch",
+        *_file("[linux/amd64]", "[linux/amd64, arm64]"),
+        "image.platforms[1]: expected os/arch",
+    ),
+    ("platform-upper", *_file("[linux/amd64]", "[Linux/AMD64]"), "image.platforms[0]: expected os/arch"),
+    ("platforms-empty", *_file("[linux/amd64]", "[]"), "image.platforms: tuple should have at least 1 item"),
+    ("name-upper", *_file("name: atbb", "name: AtBB"), "image.name: expected lower-case"),
+    ("name-space", *_file("name: atbb", "name: at bb"), "image.name: expected lower-case"),
+    (
+        "base-bad",
+        *_file("base: node:22-alpine", "base: 'node::22'"),
+        "image.base: expected an image reference",
+    ),
+    (
+        "budget-negative",
+        *_file("size_budget_mb: 250", "size_budget_mb: -1"),
+        "image.size_budget_mb: input should",
+    ),
+    (
+        "unknown-top",
+        *_file("monorepo: examples/forum", "monorepo: examples/forum\nmonorpo: x"),
+        "monorpo: unknown key",
+    ),
+    (
+        "unknown-nested",
+        *_file("  sha_length: 7", "  sha_length: 7\n  sha_lenght: 8"),
+        "release.sha_lenght: unknown key",
+    ),
+    (
+        "sha-short",
+        *_file("sha_length: 7", "sha_length: 3"),
+        "release.sha_length: input should be greater than",
+    ),
+    (
+        "sha-not-int",
+        *_file("sha_length: 7", "sha_length: seven"),
+        "release.sha_length: input should be a valid integer",
+    ),
+    (
+        "route-unknown-service",
+        *_file("    service: web", "    service: webb"),
+        "routes[1].service: unknown service",
+    ),
+    ("route-no-slash", *_file("  - path: /api/", "  - path: api/"), "routes[0].path: expected a URL path"),
+    ("no-catch-all", *_file("  - path: /\n", "  - path: /w/\n"), "routes: no route for '/'"),
+    (
+        "health-not-appview",
+        *_file("path: /api/health", "path: /health"),
+        "health.path: '/health' is not routed",
+    ),
+    (
+        "env-lowercase",
+        *_file("required: [DATABASE_URL", "required: [database_url"),
+        "env.required[0]: expected an",
+    ),
+    (
+        "monorepo-escape",
+        *_file("monorepo: examples/forum", "monorepo: ../elsewhere"),
+        "monorepo: expected a path",
+    ),
+    (
+        "monorepo-absolute",
+        *_file("monorepo: examples/forum", "monorepo: /srv/atbb"),
+        "monorepo: expected a path",
+    ),
+    ("pnpm-range", *_file('pnpm: "9.15.9"', 'pnpm: "^9"'), "node.pnpm: expected an exact version"),
+    (
+        "host-port-str",
+        *_file("host_port: 8080", "host_port: http"),
+        "compose.host_port: input should be a valid",
+    ),
+    ("project-upper", *_file("project: atbb", "project: ATBB"), "compose.project: expected lower-case"),
+    (
+        "missing-service",
+        *_file("  web:\n    package", "  webapp:\n    package"),
+        "services: expected exactly",
+    ),
+    (
+        "service-missing-key",
+        *_file("    entry: apps/web/dist/index.js\n", ""),
+        "services.web.entry: required key",
+    ),
+    (
+        "registry-bad",
+        *_file("registry: ghcr.io", "registry: 'ghcr.io/x'"),
+        "image.registry: expected a registry host",
+    ),
+    (
+        "wait-timeout-zero",
+        *_file("wait_timeout: 60", "wait_timeout: 0"),
+        "migrate.wait_timeout: input should be",
+    ),
+    (
+        "duplicate-key",
+        *_file("  host_port: 8080", "  host_port: 8080\n  host_port: 9090"),
+        "compose.host_port: duplicate",
+    ),
+    ("top-not-mapping", BASE, "- just\n- a list\n", {}, "expected a mapping of keys at the top level"),
+    ("bad-yaml", *_file("  name: atbb", "  name: [atbb"), "not valid YAML"),
+    (
+        "env-port",
+        "",
+        "",
+        {"ATBB_COMPOSE_HOST_PORT": "99999"},
+        "ATBB_COMPOSE_HOST_PORT (compose.host_port): input",
+    ),
+    ("env-base", "", "", {"ATBB_IMAGE_BASE": "Node:22"}, "ATBB_IMAGE_BASE (image.base): expected an image"),
+    (
+        "env-platform",
+        "",
+        "",
+        {"ATBB_IMAGE_PLATFORMS": "linux/amd64,arm64"},
+        "(image.platforms[1]): expected os/arch",
+    ),
+    ("env-unknown", "", "", {"ATBB_IMAGE_BAS": "x"}, "ATBB_IMAGE_BAS does not name a config key"),
+]
+
+
+def _apply(case_old: str, case_new: str) -> str:
+    if case_old == BASE:
+        return case_new
+    return BASE.replace(case_old, case_new, 1) if case_old else BASE
+
+
+@pytest.mark.parametrize(("old", "new", "env", "expected"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_config_names_key_path(tmp_path, old, new, env, expected):
+    path = write(tmp_path, _apply(old, new))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ=env)
+    assert expected in info.value.what, info.value.what
+
+
+@pytest.mark.parametrize(("old", "new", "env", "expected"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_config_cli_exit_and_no_traceback(kit_copy, old, new, env, expected):
+    write(kit_copy, _apply(old, new))
+    proc = run_inv("config", "--check", cwd=kit_copy, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: ")
+    assert expected in proc.stderr
+    # The last line carries the fix after an em dash.
+    assert " — " in proc.stderr.strip().splitlines()[-1]
+
+
+FILE_LINES = [
+    ("port: 3000", "port: 70000", "services.appview.port"),
+    ("[linux/amd64]", "[linux/amd64, arm64]", "image.platforms[1]"),
+    ("name: atbb", "name: AtBB", "image.name"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "key"), FILE_LINES)
+def test_file_errors_carry_the_line(tmp_path, old, new, key):
+    text = BASE.replace(old, new, 1)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ={})
+    assert f"atbb.yaml:{line_of(text, new.split(',')[0].strip('['))}: {key}" in info.value.what
+
+
+def test_debug_shows_traceback(kit_copy):
+    write(kit_copy, BASE.replace("port: 3000", "port: 70000"))
+    proc = run_inv("config", "--check", cwd=kit_copy, env={"ATBB_DEBUG": "1"})
+    assert proc.returncode == 2
+    assert "Traceback" in proc.stderr
+
+
+def test_precedence_file_env_flag(tmp_path):
+    path = write(tmp_path, BASE)
+    cfg = load_config(path, environ={})
+    assert cfg.image.base == "node:22-alpine"
+    assert cfg.sources()["image.base"] == f"file atbb.yaml:{line_of(BASE, 'base: node:22-alpine')}"
+
+    cfg = load_config(path, environ={"ATBB_IMAGE_BASE": "local/node:22", "ATBB_IMAGE_OWNER": "Acme"})
+    assert (cfg.image.base, cfg.image.owner) == ("local/node:22", "Acme")
+    assert cfg.sources()["image.base"] == "env ATBB_IMAGE_BASE"
+
+    cfg = load_config(
+        path, environ={"ATBB_IMAGE_BASE": "local/node:22"}, overrides={"image.base": "flag/node:22"}
+    )
+    assert cfg.image.base == "flag/node:22"
+    assert cfg.sources()["image.base"] == "flag"
+
+
+def test_env_lists_and_ints_are_typed(tmp_path):
+    cfg = load_config(
+        write(tmp_path, BASE),
+        environ={"ATBB_IMAGE_PLATFORMS": "linux/amd64, linux/arm64", "ATBB_COMPOSE_HOST_PORT": "9090"},
+    )
+    assert cfg.image.platforms == ("linux/amd64", "linux/arm64")
+    assert cfg.compose.host_port == 9090
+
+
+def test_missing_keys_take_documented_defaults(tmp_path):
+    minimal = "\n".join(
+        [
+            "services:",
+            "  appview: {package: '@atbb/appview', port: 3000, entry: a.js}",
+            "  web: {package: '@atbb/web', port: 3001, entry: w.js}",
+            "routes: [{path: /api/, service: appview}, {path: /, service: web}]",
+        ]
+    )
+    cfg = load_config(write(tmp_path, minimal), environ={})
+    items = {path: (value, source) for path, value, source in effective_items(cfg)}
+    assert items["image.registry"] == ("ghcr.io", "default")
+    assert items["compose.host_port"] == (8080, "default")
+    assert items["services.web.port"][1].startswith("file atbb.yaml:")
+
+
+def test_config_is_frozen(tmp_path):
+    cfg = load_config(write(tmp_path, BASE), environ={})
+    with pytest.raises(Exception, match="frozen"):
+        cfg.image.name = "other"  # type: ignore[misc]
+
+
+def test_service_for_uses_longest_prefix(tmp_path):
+    cfg = load_config(write(tmp_path, BASE), environ={})
+    assert cfg.service_for("/api/health") == "appview"
+    assert cfg.service_for("/apix") == "web"
+    assert cfg.service_for("/") == "web"
+
+
+@pytest.mark.parametrize(
+    ("path", "var"),
+    [
+        ("image.base", "ATBB_IMAGE_BASE"),
+        ("compose.host_port", "ATBB_COMPOSE_HOST_PORT"),
+        ("monorepo", "ATBB_MONOREPO"),
+    ],
+)
+def test_env_names(path, var):
+    assert env_name(path) == var
+
+
+def test_config_shows_sources_and_redacts_tokens(kit_copy):
+    proc = run_inv(
+        "config", cwd=kit_copy, env={"ATBB_IMAGE_OWNER": "acme", "ATBB_REGISTRY_TOKEN": "hunter2-very-secret"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "env ATBB_IMAGE_OWNER" in proc.stdout
+    assert "file atbb.yaml:" in proc.stdout
+    assert "hunter2-very-secret" not in proc.stdout + proc.stderr
+    assert "***" in proc.stdout
