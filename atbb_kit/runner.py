@@ -59,9 +59,7 @@ class Command:
 
     def display(self) -> str:
         shown = " ".join(shlex.quote(str(a)) if not isinstance(a, Secret) else MASK for a in self.argv)
-        prefix = " ".join(
-            f"{k}={MASK if isinstance(v, Secret) else shlex.quote(v)}" for k, v in self.env.items()
-        )
+        prefix = " ".join(f"{k}={MASK if isinstance(v, Secret) else shlex.quote(v)}" for k, v in self.env.items())
         where = f"(cd {shlex.quote(str(self.cwd))} && " if self.cwd else ""
         text = f"{prefix} {shown}".strip()
         if self.stdin is not None:
@@ -131,6 +129,22 @@ class Runner:
                 returncode=result.returncode,
             )
         return result
+
+    def probe(self, cmd: Command) -> Result:
+        """Run a read-only query even in dry-run mode (e.g. which builder a client offers), captured."""
+        try:
+            proc = subprocess.run(
+                [reveal(a) for a in cmd.argv],
+                cwd=cmd.cwd,
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                check=False,
+                timeout=30,
+            )
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            return Result(127)
+        return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def run_all(self, cmds: Iterable[Command], **kwargs) -> list[Result]:
         return [self.run(c, **kwargs) for c in cmds]

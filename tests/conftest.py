@@ -28,3 +28,11 @@ def kit_copy(tmp_path: Path) -> Path:
     (tmp_path / "atbb.yaml").write_text((ROOT / "atbb.yaml").read_text())
     (tmp_path / "tasks.py").write_text((ROOT / "tasks.py").read_text())
     return tmp_path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by its folder, so `-m unit|integration|e2e` selects suites without decorators."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT).parts
+        if len(parts) > 1 and parts[1] in ("unit", "integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, parts[1]))

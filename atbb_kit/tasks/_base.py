@@ -23,10 +23,8 @@ DRY_RUN_HELP = "Print the commands that would run (secrets as ***) and run nothi
 
 
 def debug_enabled() -> bool:
-    # Invoke owns --debug/-d (it turns on its own logging); we also honour it for tracebacks.
-    return os.environ.get("ATBB_DEBUG", "") not in ("", "0", "false") or bool(
-        {"-d", "--debug"} & set(sys.argv)
-    )
+    # Invoke's core --debug turns on its logging; we also honour it for tracebacks (not -d: tasks use it).
+    return os.environ.get("ATBB_DEBUG", "") not in ("", "0", "false") or "--debug" in sys.argv
 
 
 def report(exc: BaseException) -> int:

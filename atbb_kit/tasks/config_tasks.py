@@ -34,9 +34,7 @@ def config(c, check=False, json_=False):
     table.add_column("value")
     table.add_column("from", style="dim")
     for path, value, source in effective_items(k.cfg):
-        shown = (
-            ", ".join(map(str, value)) if isinstance(value, tuple) else ("" if value is None else str(value))
-        )
+        shown = ", ".join(map(str, value)) if isinstance(value, tuple) else ("" if value is None else str(value))
         table.add_row(path, shown, source)
     # Credentials are read from the environment only, and only their presence is ever shown.
     for var in ("ATBB_REGISTRY_USER", "ATBB_REGISTRY_TOKEN", "GITHUB_TOKEN"):

@@ -1,0 +1,154 @@
+"""Pure argv builders: every external command the kit runs is built here as a `Command`.
+
+Nothing in this module runs anything; tests compare the argv tuples directly.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from atbb_kit.runner import Command, argv
+
+PNPM_HINT = "install pnpm (npm i -g pnpm@<node.pnpm from atbb.yaml>) or run scripts/bootstrap.sh"
+DOCKER_HINT = "install Docker (scripts/ensure-docker.sh on Debian) and start the engine"
+
+SUITES = ("unit", "integration", "e2e", "all")
+
+
+# --- the monorepo (pnpm + turbo) ------------------------------------------------------------------------
+
+
+def pnpm(monorepo: Path, *args: str, env: Mapping[str, str] | None = None, hint: str | None = None) -> Command:
+    return Command(argv("pnpm", args), cwd=monorepo, env=dict(env or {}), install_hint=PNPM_HINT, failure_hint=hint)
+
+
+def pnpm_install(monorepo: Path) -> Command:
+    return pnpm(
+        monorepo,
+        "install",
+        "--frozen-lockfile",
+        hint="the lockfile must match package.json: run pnpm install",
+    )
+
+
+def monorepo_lint(monorepo: Path) -> Command:
+    return pnpm(monorepo, "turbo", "run", "lint", hint="fix the type errors above")
+
+
+def monorepo_test(monorepo: Path) -> Command:
+    return pnpm(monorepo, "turbo", "run", "test", hint="a monorepo test failed; rerun `pnpm test` in the monorepo")
+
+
+def monorepo_build(monorepo: Path) -> Command:
+    return pnpm(monorepo, "turbo", "run", "build", hint="the monorepo does not compile; see the errors above")
+
+
+# --- the kit's own suite --------------------------------------------------------------------------------
+
+
+def pytest_suite(root: Path, suite: str, extra: Sequence[str] = ()) -> Command:
+    if suite not in SUITES:
+        raise ValueError(suite)
+    marker = () if suite == "all" else ("-m", suite)
+    return Command(
+        argv(sys.executable, "-m", "pytest", marker, list(extra)),
+        cwd=root,
+        failure_hint=f"a kit test failed; rerun `inv test --suite {suite}` and read the first failure",
+    )
+
+
+# --- docker ---------------------------------------------------------------------------------------------
+
+BUILDERS = ("buildx", "buildkit", "classic")
+
+
+def build_args(cfg) -> dict[str, str]:
+    """The Dockerfile's ARGs, from atbb.yaml; their defaults in docker/Dockerfile mirror the same file."""
+    svc = cfg.services
+    return {
+        "NODE_BASE": cfg.image.base,
+        "PNPM_VERSION": cfg.node.pnpm,
+        "MONOREPO": cfg.monorepo,
+        "APPVIEW_ENTRY": svc["appview"].entry,
+        "WEB_ENTRY": svc["web"].entry,
+        "MIGRATE_ENTRY": cfg.migrate.entry,
+        "APPVIEW_PORT": str(svc["appview"].port),
+        "WEB_PORT": str(svc["web"].port),
+        "HEALTH_PATH": cfg.health.path,
+    }
+
+
+# OCI label key -> Dockerfile ARG that carries it into the final stage's LABEL instruction.
+LABEL_ARGS = {
+    "org.opencontainers.image.source": "SOURCE",
+    "org.opencontainers.image.revision": "REVISION",
+    "org.opencontainers.image.version": "VERSION",
+    "org.opencontainers.image.created": "CREATED",
+    "org.opencontainers.image.title": "TITLE",
+    "org.opencontainers.image.description": "DESCRIPTION",
+    "org.opencontainers.image.licenses": "LICENSES",
+}
+
+
+def docker_build(
+    docker: str,
+    builder: str,
+    *,
+    context: Path,
+    dockerfile: Path,
+    tags: Sequence[str],
+    args: Mapping[str, str],
+    labels: Mapping[str, str],
+    platforms: Sequence[str] = (),
+    no_cache: bool = False,
+    push: bool = False,
+    cache: str | None = None,
+) -> Command:
+    """`docker build` for the chosen builder.
+
+    buildx: the only one that can target several platforms or push while building; `cache` names a buildx
+    cache backend (e.g. "gha" in GitHub Actions). buildkit: the 20.10-era client with BuildKit built in.
+    classic: the legacy builder, for clients with neither (the Dockerfile avoids BuildKit-only syntax).
+    """
+    if builder not in BUILDERS:
+        raise ValueError(builder)
+    all_args = {**args, **{LABEL_ARGS[k]: v for k, v in labels.items() if k in LABEL_ARGS}}
+    common = argv(
+        "--file",
+        str(dockerfile),
+        *[("--tag", t) for t in tags],
+        *[("--build-arg", f"{k}={v}") for k, v in all_args.items()],
+        "--no-cache" if no_cache else None,
+    )
+    if builder == "buildx":
+        multi = len(platforms) > 1
+        return Command(
+            argv(
+                docker,
+                "buildx",
+                "build",
+                "--progress=plain",
+                ("--platform", ",".join(platforms)) if platforms else None,
+                # A multi-platform result cannot be loaded into the local engine: it can only be pushed.
+                "--push" if push else (None if multi else "--load"),
+                ("--cache-from", f"type={cache}") if cache else None,
+                ("--cache-to", f"type={cache},mode=max") if cache else None,
+                common,
+                str(context),
+            ),
+            install_hint=DOCKER_HINT,
+            failure_hint="the image build failed; the first error above names the Dockerfile step",
+        )
+    progress = ("--progress=plain",) if builder == "buildkit" else ()
+    return Command(
+        argv(docker, "build", progress, common, str(context)),
+        env={"DOCKER_BUILDKIT": "1" if builder == "buildkit" else "0"},
+        install_hint=DOCKER_HINT,
+        failure_hint="the image build failed; the first error above names the Dockerfile step",
+    )
+
+
+def docker_probe(docker: str, *args: str) -> Command:
+    return Command(argv(docker, args), install_hint=DOCKER_HINT)

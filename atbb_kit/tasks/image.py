@@ -1,0 +1,68 @@
+"""`inv image`: build the one image operators deploy, with computed tags and OCI labels."""
+
+from __future__ import annotations
+
+from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
+
+
+@kit_task(
+    iterable=["tag"],
+    help={
+        "base": "Base image for build and runtime stages (default: image.base in atbb.yaml).",
+        "platform": "Comma-separated target platforms, e.g. linux/amd64,linux/arm64 (several need buildx).",
+        "tag": "Extra local tag(s) to add, e.g. --tag atbb:dev (repeatable).",
+        "builder": "Force a builder: buildx, buildkit or classic (default: the best the client offers).",
+        "no_cache": "Build every layer from scratch.",
+        "dry_run": DRY_RUN_HELP,
+    },
+)
+def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, dry_run=False):
+    """Build the Docker image (nginx + appview + web) with release tags; fail when over the size budget."""
+    from atbb_kit import commands, engine
+    from atbb_kit.errors import KitError
+    from atbb_kit.release import plan_for
+    from atbb_kit.report import image_summary
+
+    platforms = [p.strip() for p in platform.split(",")] if platform else None
+    k = kit(c, dry_run=dry_run, overrides={"image.base": base, "image.platforms": platforms})
+    cfg = k.cfg
+    plan = plan_for(cfg)
+    cli = engine.detect_cli(k.run, builder)
+    if len(cfg.image.platforms) > 1 and cli.builder != "buildx":
+        raise KitError(
+            f"building for {len(cfg.image.platforms)} platforms needs docker buildx ({cli.path} has none)",
+            "install buildx, or build one platform with --platform linux/amd64",
+        )
+    tags = [*plan.refs, *(tag or [])]
+    cmd = commands.docker_build(
+        cli.path,
+        cli.builder,
+        context=cfg.root(),
+        dockerfile=cfg.root() / "docker" / "Dockerfile",
+        tags=tags,
+        args=commands.build_args(cfg),
+        labels=plan.labels,
+        platforms=cfg.image.platforms if cli.builder == "buildx" else (),
+        no_cache=no_cache,
+    )
+    import sys
+
+    print(f"==> building {tags[0]} on {cfg.image.base} with the {cli.builder} builder", file=sys.stderr, flush=True)
+    result = k.run.run(cmd)
+    if k.run.dry_run:
+        return
+    if len(cfg.image.platforms) > 1:
+        print(f"built {len(cfg.image.platforms)} platforms in the buildx cache (not loaded locally): {tags[0]}")
+        return
+    found = engine.image_size(tags[0])
+    if found is None:
+        raise KitError(f"the build finished but {tags[0]} is not in the local engine", "rerun with --no-cache")
+    image_id, size = found
+    base_found = engine.image_size(cfg.image.base)
+    budget = cfg.image.size_budget_mb * 1_000_000
+    image_summary(tags, image_id, size, base_found[1] if base_found else None, budget, result.seconds)
+    if size > budget:
+        raise KitError(
+            f"image is {size / 1e6:.1f} MB, over image.size_budget_mb={cfg.image.size_budget_mb}",
+            "trim the runtime stage, or raise image.size_budget_mb in atbb.yaml if the growth is intended",
+        )

@@ -1,0 +1,211 @@
+"""argv builders: each command the kit runs, compared as data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from atbb_kit import commands
+from atbb_kit.config import load_config
+from tests.conftest import ROOT
+
+CTX = Path("/kit")
+DF = Path("/kit/docker/Dockerfile")
+LABELS = {"org.opencontainers.image.revision": "abc", "org.opencontainers.image.version": "1.2.3", "x.other": "n"}
+
+
+def build(builder, **kw):
+    defaults = dict(context=CTX, dockerfile=DF, tags=["r/o/atbb:1.2.3", "r/o/atbb:latest"], args={"A": "1"}, labels={})
+    defaults.update(kw)
+    return commands.docker_build("docker", builder, **defaults)
+
+
+CASES = [
+    (
+        "classic",
+        build("classic"),
+        (
+            "docker",
+            "build",
+            "--file",
+            str(DF),
+            "--tag",
+            "r/o/atbb:1.2.3",
+            "--tag",
+            "r/o/atbb:latest",
+            "--build-arg",
+            "A=1",
+            "/kit",
+        ),
+        {"DOCKER_BUILDKIT": "0"},
+    ),
+    (
+        "buildkit",
+        build("buildkit", no_cache=True),
+        (
+            "docker",
+            "build",
+            "--progress=plain",
+            "--file",
+            str(DF),
+            "--tag",
+            "r/o/atbb:1.2.3",
+            "--tag",
+            "r/o/atbb:latest",
+            "--build-arg",
+            "A=1",
+            "--no-cache",
+            "/kit",
+        ),
+        {"DOCKER_BUILDKIT": "1"},
+    ),
+    (
+        "buildx-single-loads",
+        build("buildx", platforms=["linux/amd64"], tags=["t"]),
+        (
+            "docker",
+            "buildx",
+            "build",
+            "--progress=plain",
+            "--platform",
+            "linux/amd64",
+            "--load",
+            "--file",
+            str(DF),
+            "--tag",
+            "t",
+            "--build-arg",
+            "A=1",
+            "/kit",
+        ),
+        {},
+    ),
+    (
+        "buildx-multi-cannot-load",
+        build("buildx", platforms=["linux/amd64", "linux/arm64"], tags=["t"]),
+        (
+            "docker",
+            "buildx",
+            "build",
+            "--progress=plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--file",
+            str(DF),
+            "--tag",
+            "t",
+            "--build-arg",
+            "A=1",
+            "/kit",
+        ),
+        {},
+    ),
+    (
+        "buildx-push-with-gha-cache",
+        build("buildx", platforms=["linux/amd64", "linux/arm64"], tags=["t"], push=True, cache="gha"),
+        (
+            "docker",
+            "buildx",
+            "build",
+            "--progress=plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--push",
+            "--cache-from",
+            "type=gha",
+            "--cache-to",
+            "type=gha,mode=max",
+            "--file",
+            str(DF),
+            "--tag",
+            "t",
+            "--build-arg",
+            "A=1",
+            "/kit",
+        ),
+        {},
+    ),
+    (
+        "labels-become-build-args",
+        build("classic", tags=["t"], labels=LABELS),
+        (
+            "docker",
+            "build",
+            "--file",
+            str(DF),
+            "--tag",
+            "t",
+            "--build-arg",
+            "A=1",
+            "--build-arg",
+            "REVISION=abc",
+            "--build-arg",
+            "VERSION=1.2.3",
+            "/kit",
+        ),
+        {"DOCKER_BUILDKIT": "0"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("cmd", "expected", "env"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_docker_build_argv(cmd, expected, env):
+    assert cmd.argv == expected
+    assert dict(cmd.env) == env
+
+
+def test_unknown_builder_is_a_bug():
+    with pytest.raises(ValueError, match="podman"):
+        build("podman")
+
+
+def test_build_args_mirror_atbb_yaml():
+    cfg = load_config(ROOT / "atbb.yaml", environ={"ATBB_IMAGE_BASE": "local/node:22"})
+    args = commands.build_args(cfg)
+    assert args == {
+        "NODE_BASE": "local/node:22",
+        "PNPM_VERSION": cfg.node.pnpm,
+        "MONOREPO": "examples/forum",
+        "APPVIEW_ENTRY": "apps/appview/dist/index.js",
+        "WEB_ENTRY": "apps/web/dist/index.js",
+        "MIGRATE_ENTRY": "apps/appview/dist/migrate.js",
+        "APPVIEW_PORT": "3000",
+        "WEB_PORT": "3001",
+        "HEALTH_PATH": "/api/health",
+    }
+
+
+def test_dockerfile_arg_defaults_match_config():
+    """`docker build -f docker/Dockerfile .` without the kit must build what atbb.yaml describes."""
+    cfg = load_config(ROOT / "atbb.yaml", environ={})
+    defaults = {}
+    for line in (ROOT / "docker" / "Dockerfile").read_text().splitlines():
+        parts = line.strip().split(None, 1)
+        if len(parts) == 2 and parts[0] == "ARG" and "=" in parts[1]:
+            key, _, value = parts[1].partition("=")
+            defaults.setdefault(key, value.strip('"'))
+    for key, value in commands.build_args(cfg).items():
+        assert defaults.get(key) == value, f"ARG {key} default {defaults.get(key)!r} != atbb.yaml {value!r}"
+
+
+@pytest.mark.parametrize(
+    ("builder", "expected"),
+    [
+        (commands.monorepo_lint, ("pnpm", "turbo", "run", "lint")),
+        (commands.monorepo_test, ("pnpm", "turbo", "run", "test")),
+        (commands.monorepo_build, ("pnpm", "turbo", "run", "build")),
+        (commands.pnpm_install, ("pnpm", "install", "--frozen-lockfile")),
+    ],
+)
+def test_pnpm_commands_run_in_the_monorepo(builder, expected):
+    cmd = builder(Path("/m"))
+    assert cmd.argv == expected
+    assert cmd.cwd == Path("/m")
+    assert cmd.install_hint and "pnpm" in cmd.install_hint
+
+
+@pytest.mark.parametrize(("suite", "marker"), [("unit", ("-m", "unit")), ("e2e", ("-m", "e2e")), ("all", ())])
+def test_pytest_suite(suite, marker):
+    cmd = commands.pytest_suite(Path("/k"), suite, ["-x"])
+    assert cmd.argv[1:] == ("-m", "pytest", *marker, "-x")
