@@ -80,3 +80,30 @@ def image_size(ref: str) -> tuple[str, int] | None:
     except ImageNotFound:
         return None
     return img.id, int(img.attrs.get("Size", 0))
+
+
+def _compose_containers(project: str, service: str | None = None):
+    # Compose v1 and v2 both label their containers with the project and service names.
+    filters = [f"com.docker.compose.project={project}"]
+    if service:
+        filters.append(f"com.docker.compose.service={service}")
+    return client().containers.list(all=True, filters={"label": filters})
+
+
+def compose_network(project: str) -> str | None:
+    """The stack's default network when its PostgreSQL is running, so one-off containers can reach it."""
+    running = [c for c in _compose_containers(project, "postgres") if c.status == "running"]
+    if not running:
+        return None
+    networks = running[0].attrs["NetworkSettings"]["Networks"]
+    return next(iter(networks), None)
+
+
+def compose_health(project: str, service: str) -> str:
+    """healthy / unhealthy / starting for a service with a healthcheck, else the container state."""
+    found = _compose_containers(project, service)
+    if not found:
+        return ""
+    state = found[0].attrs["State"]
+    health = state.get("Health", {}).get("Status")
+    return state["Status"] if state["Status"] != "running" else (health or "running")

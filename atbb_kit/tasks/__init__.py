@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from atbb_kit.tasks import config_tasks, image, quality
+from atbb_kit.tasks import config_tasks, image, operate, quality
 
 
 def build_namespace() -> Collection:
@@ -11,6 +11,8 @@ def build_namespace() -> Collection:
     ns.add_task(quality.test)
     ns.add_task(quality.build)
     ns.add_task(image.image)
+    for t in (operate.migrate, operate.compose_up, operate.compose_down, operate.logs, operate.status, operate.secret):
+        ns.add_task(t)
     return ns
 
 

@@ -1,0 +1,72 @@
+"""Compose: which implementation to call (v2 plugin or v1 binary) and pure argv builders for it.
+
+Operators and GitHub runners have `docker compose` (v2); some hosts (Debian's package, these test
+machines) only have `docker-compose` 1.29. The file and the flags the kit uses work on both.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from atbb_kit.errors import KitError
+from atbb_kit.runner import Command, Runner, argv
+
+COMPOSE_HINT = "install the Compose plugin (docker compose) or docker-compose, e.g. apt-get install docker-compose"
+
+
+@dataclass(frozen=True)
+class Compose:
+    base: tuple[str, ...]  # ("docker", "compose") or ("docker-compose",)
+    file: Path
+    project: str
+    env: Mapping[str, str]  # interpolation variables for the Compose file (ATBB_IMAGE, ...)
+
+    def cmd(self, *args: str | Sequence[str] | None, hint: str | None = None) -> Command:
+        return Command(
+            argv(self.base, "-f", str(self.file), "-p", self.project, *args),
+            env=dict(self.env),
+            cwd=self.file.parent,
+            install_hint=COMPOSE_HINT,
+            failure_hint=hint,
+        )
+
+    def up(self, *services: str) -> Command:
+        return self.cmd("up", "-d", "--no-build", list(services), hint="see `inv logs` for what the services said")
+
+    def run_once(self, service: str, *args: str) -> Command:
+        return self.cmd("run", "--rm", "-T", service, list(args))
+
+    def down(self, volumes: bool = False) -> Command:
+        return self.cmd("down", "--remove-orphans", "--volumes" if volumes else None)
+
+    def ps(self) -> Command:
+        return self.cmd("ps")
+
+    def logs(self, service: str | None, follow: bool, tail: int | None) -> Command:
+        return self.cmd(
+            "logs", "--no-color", "-f" if follow else None, ("--tail", str(tail)) if tail else None, service
+        )
+
+
+def compose_env(image: str, host_port: int, env_file: Path, postgres_image: str) -> dict[str, str]:
+    """The variables docker-compose.example.yml reads, from atbb.yaml and the task's flags."""
+    return {
+        "ATBB_IMAGE": image,
+        "ATBB_HOST_PORT": str(host_port),
+        "ATBB_ENV_FILE": str(env_file.resolve()),
+        "POSTGRES_IMAGE": postgres_image,
+    }
+
+
+def detect(run: Runner) -> tuple[str, ...]:
+    """`docker compose` when the plugin answers, else `docker-compose`, else a clear error."""
+    docker = shutil.which("docker")
+    if docker and run.probe(Command((docker, "compose", "version"))).ok:
+        return (docker, "compose")
+    legacy = shutil.which("docker-compose")
+    if legacy:
+        return (legacy,)
+    raise KitError("neither `docker compose` nor `docker-compose` is available", COMPOSE_HINT)

@@ -1,0 +1,149 @@
+"""The image against a real engine: contents, routing, faults, hardening, health (issue 4's done-when)."""
+
+from __future__ import annotations
+
+import socket
+import tarfile
+import threading
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import run_inv
+from tests.e2e import stack
+
+IMAGE = "atbb-e2e:test"
+
+
+@pytest.fixture(scope="module")
+def built_image(docker_client, test_images):
+    proc = run_inv("image", "--tag", IMAGE, env=test_images, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "within budget" in proc.stdout
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def pg(docker_client, test_images, built_image):
+    name = f"atbb-e2e-{uuid.uuid4().hex[:6]}"
+    db = stack.start_postgres(docker_client, test_images["ATBB_COMPOSE_POSTGRES_IMAGE"], name)
+    code, logs = stack.run_migration(docker_client, built_image, db)
+    assert code == 0, logs
+    yield db
+    stack.cleanup(docker_client, name)
+
+
+@pytest.fixture
+def app(docker_client, built_image, pg):
+    name = f"{pg.container.name[:-3]}-{uuid.uuid4().hex[:4]}"
+    started = stack.start_app(docker_client, built_image, pg, name)
+    yield started
+    started.container.remove(force=True)
+
+
+def _forbidden(name: str) -> bool:
+    """Files the runtime stage must not carry: sources, tests, secrets, VCS data, build tools, pnpm store."""
+    # Only our own packages: production dependencies may legitimately ship a src/ folder.
+    in_app = name.startswith("app/") and "node_modules" not in name
+    return (
+        (name.endswith((".ts", ".tsbuildinfo")) and not name.endswith(".d.ts"))
+        or name.rsplit("/", 1)[-1].startswith(".env")
+        or "/.git/" in f"/{name}"
+        or "/node_modules/typescript/" in name
+        or "/.pnpm-store/" in name
+        or (in_app and ("/test/" in name or "/src/" in name))
+    )
+
+
+def test_runtime_holds_no_sources_secrets_or_build_tools(docker_client, built_image):
+    container = docker_client.containers.create(built_image)
+    try:
+        names = []
+        stream = container.export()
+        import io
+
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream)), mode="r:") as tar:
+            names = tar.getnames()
+    finally:
+        container.remove(force=True)
+    assert len(names) > 100
+    bad = [n for n in names if _forbidden(n)]
+    assert bad == [], bad[:20]
+    assert not any(n.endswith("/bin/tsc") for n in names)
+    assert not any("node_modules/.pnpm/typescript@" in n for n in names)
+
+
+def test_routes_through_nginx(app):
+    health = stack.http_get(app.url + "/api/health")
+    assert health.status == 200
+    assert health.json()["status"] == "ok"
+    assert health.headers["content-type"].startswith("application/json")
+
+    page = stack.http_get(app.url + "/")
+    assert page.status == 200
+    assert "text/html" in page.headers["content-type"]
+    assert "Example Forum" in page.text
+
+    missing = stack.http_get(app.url + "/api/nope")
+    assert missing.status == 404
+    assert missing.headers["content-type"].startswith("application/json"), "a 404 from web, not appview"
+    assert missing.json()["error"] == "not_found"
+
+
+def test_security_headers_on_every_response(app):
+    for path in ("/", "/api/health", "/api/nope"):
+        resp = stack.http_get(app.url + path)
+        assert resp.headers.get("x-content-type-options") == "nosniff", path
+        assert "referrer-policy" in resp.headers, path
+        assert "nginx/" not in resp.headers.get("server", ""), "server_tokens must be off"
+
+
+def test_service_ports_are_not_reachable_from_outside(app):
+    ip = app.ip()
+    for port in (3000, 3001):
+        with pytest.raises(OSError):
+            socket.create_connection((ip, port), timeout=2).close()
+    socket.create_connection((ip, 80), timeout=2).close()
+
+
+def test_node_processes_are_not_root_and_healthcheck_turns_healthy(app):
+    top = app.container.top(ps_args="-eo uid,args")
+    node_rows = [row for row in top["Processes"] if "node" in " ".join(row)]
+    assert node_rows, top
+    assert all(row[0] != "0" for row in node_rows), node_rows
+
+    def healthy():
+        app.container.reload()
+        return app.container.attrs["State"].get("Health", {}).get("Status") == "healthy"
+
+    stack.wait_for(healthy, 60, 0.5, "the HEALTHCHECK to report healthy")
+
+
+@pytest.mark.parametrize("needle", ["apps/appview/dist/index.js", "apps/web/dist/index.js", "nginx: master"])
+def test_a_dying_child_stops_the_container_non_zero(app, needle):
+    stack.kill_process_inside(app.container, needle)
+    started = time.monotonic()
+    result = app.container.wait(timeout=10)
+    elapsed = time.monotonic() - started
+    assert result["StatusCode"] != 0
+    assert elapsed < 3, f"container took {elapsed:.1f}s to exit after {needle} died"
+
+
+def test_docker_stop_is_graceful_and_finishes_in_flight_requests(app):
+    outcome: dict[str, object] = {}
+
+    def slow_request():
+        outcome["resp"] = stack.http_get(app.url + "/api/ping?delay=1500", timeout=10)
+
+    worker = threading.Thread(target=slow_request)
+    worker.start()
+    time.sleep(0.4)  # the request is now inside appview
+    started = time.monotonic()
+    app.container.stop(timeout=10)
+    elapsed = time.monotonic() - started
+    worker.join(10)
+    app.container.reload()
+    assert app.container.attrs["State"]["ExitCode"] == 0
+    assert elapsed < 10
+    assert outcome["resp"].status == 200, outcome
