@@ -82,12 +82,8 @@ ImageRef = Annotated[
         "an image reference like node:22-alpine or registry.example/team/node:22",
     ),
 ]
-Registry = Annotated[
-    str, _matches(r"[A-Za-z0-9.-]+(?::[0-9]+)?", "a registry host like ghcr.io or 127.0.0.1:5000")
-]
-Owner = Annotated[
-    str, _matches(r"|[A-Za-z0-9][A-Za-z0-9_.-]*", "a GitHub user or organisation name, or empty")
-]
+Registry = Annotated[str, _matches(r"[A-Za-z0-9.-]+(?::[0-9]+)?", "a registry host like ghcr.io or 127.0.0.1:5000")]
+Owner = Annotated[str, _matches(r"|[A-Za-z0-9][A-Za-z0-9_.-]*", "a GitHub user or organisation name, or empty")]
 Semver = Annotated[str, _matches(r"[0-9]+\.[0-9]+\.[0-9]+", "an exact version like 9.15.9")]
 NodeMajor = Annotated[str, _matches(r"[0-9]{2}", "a Node.js major version like 22")]
 Package = Annotated[str, _matches(r"(@[a-z0-9._-]+/)?[a-z0-9._-]+", "a package name like @atbb/appview")]
@@ -166,9 +162,7 @@ SERVICE_NAMES = ("appview", "web")
 
 
 class Config(_Strict):
-    monorepo: Annotated[str, AfterValidator(lambda v: v if v == "." else _relative_path(v))] = (
-        "examples/forum"
-    )
+    monorepo: Annotated[str, AfterValidator(lambda v: v if v == "." else _relative_path(v))] = "examples/forum"
     node: NodeConfig = NodeConfig()
     services: dict[str, ServiceConfig]
     routes: tuple[RouteConfig, ...] = Field(min_length=1)
@@ -207,9 +201,7 @@ class Config(_Strict):
         seen: set[str] = set()
         for i, route in enumerate(self.routes):
             if route.service not in self.services:
-                raise ValueError(
-                    f"routes[{i}].service: unknown service {route.service!r}; expected appview or web"
-                )
+                raise ValueError(f"routes[{i}].service: unknown service {route.service!r}; expected appview or web")
             if route.path in seen:
                 raise ValueError(f"routes[{i}].path: {route.path!r} is routed twice")
             seen.add(route.path)
@@ -257,17 +249,13 @@ def find_config(start: Path | None = None, environ: Mapping[str, str] | None = N
     if environ.get("ATBB_CONFIG"):
         path = Path(environ["ATBB_CONFIG"])
         if not path.is_file():
-            raise ConfigError(
-                f"ATBB_CONFIG points at {path}, which is not a file", "fix the path or unset it"
-            )
+            raise ConfigError(f"ATBB_CONFIG points at {path}, which is not a file", "fix the path or unset it")
         return path
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / CONFIG_NAME).is_file():
             return folder / CONFIG_NAME
-    raise ConfigError(
-        f"no {CONFIG_NAME} in {here} or its parents", "run from the kit's folder or set ATBB_CONFIG"
-    )
+    raise ConfigError(f"no {CONFIG_NAME} in {here} or its parents", "run from the kit's folder or set ATBB_CONFIG")
 
 
 def _key_path(parent: str, key: Any) -> str:
@@ -300,9 +288,7 @@ def _read_file(path: Path) -> _FileData:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
-            f"cannot read {path}: {exc.strerror}", "check the path and its permissions"
-        ) from None
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -310,24 +296,18 @@ def _read_file(path: Path) -> _FileData:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{name}{where}: not valid YAML ({problem})", "fix the syntax at that line"
-        ) from None
+        raise ConfigError(f"{name}{where}: not valid YAML ({problem})", "fix the syntax at that line") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{name}: expected a mapping of keys at the top level", "see the keys in the kit's atbb.yaml"
-        )
+        raise ConfigError(f"{name}: expected a mapping of keys at the top level", "see the keys in the kit's atbb.yaml")
     lines: dict[str, int] = {}
     if node is not None:
         _walk(node, "", lines, name)
     return _FileData(data, lines)
 
 
-def _leaf_paths(
-    model: type[BaseModel], data: Mapping[str, Any], prefix: str = ""
-) -> Iterator[tuple[str, Any]]:
+def _leaf_paths(model: type[BaseModel], data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Key paths an environment variable may set, with the field's annotation."""
     for name, field in model.model_fields.items():
         path = _key_path(prefix, name)
