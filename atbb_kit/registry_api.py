@@ -1,0 +1,229 @@
+"""Read-only queries to a registry's HTTP API (distribution spec v2): what a tag resolves to, right now.
+
+`inv push` uses this to check, after each `docker push`, that the tag it just pushed points at the same
+manifest digest as the first one. The docker client cannot answer that on 20.10 (no `buildx imagetools`,
+`manifest inspect` is experimental) and `docker image inspect` only says what the local engine was told.
+
+Why urllib and not a library: three requests (HEAD manifest, maybe a token, HEAD again) do not justify a
+dependency, and the stdlib imports fast.
+
+Decisions:
+- Plain HTTP only for loopback registries (localhost, 127.0.0.0/8, ::1): Docker trusts those over HTTP
+  without configuration, and a test registry on 127.0.0.1 speaks HTTP. Everything else is HTTPS with
+  certificate checks. Loopback requests also bypass any HTTP(S)_PROXY, which would not reach them.
+- Auth follows the `WWW-Authenticate` challenge like the docker client: Basic (a plain registry with an
+  htpasswd file) or Bearer tokens from the realm (GHCR, Docker Hub). Credentials go to a token realm only
+  over HTTPS or to the registry's own host, never in a URL, and never into an error message.
+- The digest is the registry's `Docker-Content-Digest` header; when a registry omits it on HEAD, the
+  manifest is fetched and hashed, which is what the header would have said.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from atbb_kit.errors import KitError
+
+# Every manifest kind a push can produce: docker v2 and OCI, single image or multi-platform index.
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+# Docker Hub's API lives elsewhere than its name.
+_API_HOSTS = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
+
+
+class RegistryError(KitError):
+    """A registry did not answer, refused us, or answered something unexpected."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    # Kept out of repr so a traceback or a debug print cannot show it.
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(user={self.user!r}, password=***)"
+
+    def basic(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+
+
+def is_loopback(registry: str) -> bool:
+    host = split_host(registry)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_host(registry: str) -> tuple[str, str]:
+    """('127.0.0.1', '5000') from '127.0.0.1:5000'; IPv6 literals keep working ('[::1]:5000')."""
+    if registry.startswith("["):
+        host, _, rest = registry[1:].partition("]")
+        return host.lower(), rest.removeprefix(":")
+    host, _, port = registry.partition(":")
+    return host.lower(), port
+
+
+def base_url(registry: str) -> str:
+    registry = _API_HOSTS.get(registry.lower(), registry)
+    return f"{'http' if is_loopback(registry) else 'https'}://{registry}"
+
+
+def _opener(loopback: bool) -> urllib.request.OpenerDirector:
+    # An empty ProxyHandler turns proxies off; otherwise urllib honours HTTP(S)_PROXY and NO_PROXY.
+    return urllib.request.build_opener(urllib.request.ProxyHandler({})) if loopback else urllib.request.build_opener()
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """('bearer', {'realm': ..., 'service': ..., 'scope': ...}) from a WWW-Authenticate header."""
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), dict(_CHALLENGE_PARAM.findall(rest))
+
+
+class _Client:
+    def __init__(self, registry: str, credentials: Credentials | None, timeout: float) -> None:
+        self.registry = registry
+        self.url = base_url(registry)
+        self.credentials = credentials
+        self.timeout = timeout
+        self.opener = _opener(is_loopback(registry))
+        self.authorization: str | None = None
+
+    def request(self, method: str, path: str, headers: Mapping[str, str]):
+        """(status, headers, body) of one request, following one auth challenge."""
+        status, resp_headers, body = self._send(method, self.url + path, headers)
+        if status == 401 and self.authorization is None:
+            self.authorization = self._authorize(resp_headers.get("WWW-Authenticate", ""))
+            status, resp_headers, body = self._send(method, self.url + path, headers)
+        return status, resp_headers, body
+
+    def _send(self, method: str, url: str, headers: Mapping[str, str], auth: str | None = None):
+        # Only http(s) URLs get here: base_url() makes them, and _token() checks the realm's scheme.
+        req = urllib.request.Request(url, method=method, headers=dict(headers))  # noqa: S310
+        authorization = auth or self.authorization
+        if authorization:
+            req.add_header("Authorization", authorization)
+        try:
+            with self.opener.open(req, timeout=self.timeout) as resp:
+                return resp.status, resp.headers, resp.read() if method != "HEAD" else b""
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.headers, exc.read() if method != "HEAD" else b""
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise RegistryError(
+                f"registry {self.registry} is not reachable ({_short(reason)})",
+                "check image.registry (ATBB_IMAGE_REGISTRY) and that the registry is up",
+            ) from None
+
+    def _authorize(self, challenge: str) -> str:
+        scheme, params = parse_challenge(challenge)
+        if scheme == "basic":
+            if self.credentials is None:
+                raise self._refused("needs credentials")
+            return self.credentials.basic()
+        if scheme == "bearer" and params.get("realm"):
+            return "Bearer " + self._token(params)
+        raise RegistryError(
+            f"registry {self.registry} asked for an unsupported authentication ({challenge[:60] or 'none'})",
+            "report it with the registry's name",
+        )
+
+    def _token(self, params: Mapping[str, str]) -> str:
+        realm = params["realm"]
+        parts = urllib.parse.urlsplit(realm)
+        # The realm comes from the registry: a file: or ftp: URL must not make us read local files.
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise RegistryError(
+                f"registry {self.registry} named an unusable token service ({realm[:80]})",
+                "check image.registry; a registry's token realm must be an http(s) URL",
+            )
+        same_host = parts.netloc.lower() == urllib.parse.urlsplit(self.url).netloc.lower()
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
+        url = realm + ("&" if "?" in realm else "?") + query if query else realm
+        # Anonymous tokens are fine for public images; credentials only over TLS or to the registry itself.
+        auth = self.credentials.basic() if self.credentials and (parts.scheme == "https" or same_host) else None
+        status, _, body = self._send("GET", url, {"Accept": "application/json"}, auth=auth)
+        if status in (401, 403):
+            raise self._refused("unauthorized")
+        if status != 200:
+            raise RegistryError(f"registry {self.registry}'s token service answered HTTP {status}", "retry later")
+        try:
+            data = json.loads(body)
+            return str(data.get("token") or data["access_token"])
+        except (ValueError, KeyError, TypeError):
+            raise RegistryError(f"registry {self.registry}'s token service sent no token", "retry later") from None
+
+    def _refused(self, why: str) -> RegistryError:
+        return RegistryError(
+            f"registry {self.registry} refused the query ({why})",
+            "check ATBB_REGISTRY_USER/ATBB_REGISTRY_TOKEN (the token needs read access)",
+        )
+
+
+def manifest_digest(
+    registry: str,
+    repository: str,
+    reference: str,
+    *,
+    credentials: Credentials | None = None,
+    timeout: float = 20.0,
+) -> str | None:
+    """The digest `repository:reference` resolves to in `registry`, or None when the tag does not exist.
+
+    `repository` is the path inside the registry (`acme/atbb`), `reference` a tag or a digest.
+    """
+    client = _Client(registry, credentials, timeout)
+    path = f"/v2/{repository}/manifests/{urllib.parse.quote(reference, safe=':')}"
+    headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+    status, resp_headers, _ = client.request("HEAD", path, headers)
+    if status == 200 and _DIGEST.fullmatch(resp_headers.get("Docker-Content-Digest", "")):
+        return resp_headers["Docker-Content-Digest"]
+    if status == 200:
+        status, resp_headers, body = client.request("GET", path, headers)
+        if status == 200:
+            return "sha256:" + hashlib.sha256(body).hexdigest()
+    if status == 404:
+        return None
+    if status in (401, 403):
+        raise client._refused("unauthorized" if status == 401 else "denied")
+    raise RegistryError(
+        f"registry {registry} answered HTTP {status} for {repository}:{reference}",
+        "retry later, or check the registry's status page",
+    )
+
+
+def split_reference(ref: str) -> tuple[str, str, str]:
+    """(registry, repository, tag) of a full reference `registry/owner/name:tag`."""
+    name, _, tag = ref.rpartition(":")
+    if "/" in tag or not name:
+        raise ValueError(f"{ref!r} has no tag")
+    registry, _, repository = name.partition("/")
+    if not repository or not ("." in registry or ":" in registry or registry == "localhost"):
+        raise ValueError(f"{ref!r} does not start with a registry host")
+    return registry, repository, tag
+
+
+def _short(reason: object) -> str:
+    text = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    # "[Errno 111] Connection refused" reads better as "connection refused".
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+    return (text[:1].lower() + text[1:])[:120]

@@ -1,0 +1,228 @@
+"""A real registry for push tests: Debian's `docker-registry` (distribution 2.8) on 127.0.0.1:<free port>,
+with htpasswd (bcrypt) auth, plus the few helpers the push tests share (a tiny image, git repos, docker
+calls with a private DOCKER_CONFIG).
+
+Docker trusts plain HTTP on 127.0.0.0/8 without daemon configuration, so no TLS is needed. The registry
+keeps its storage in a folder the test owns, so it can be stopped and started again on the same port and
+storage to prove what survived a failed push.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def unavailable(reason: str) -> None:
+    """Fail under CI (a skipped push suite must never pass CI), skip loudly on a laptop."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI=true: e2e tests must run, not skip; run scripts/bootstrap.sh)", pytrace=False)
+    pytest.skip(f"{reason}; run scripts/bootstrap.sh")
+
+
+def free_port() -> int:
+    # Bind to port 0 and let the kernel choose; the tiny window before the registry binds it is acceptable
+    # for tests (a clash shows up as a registry that fails to start, with its log in the message).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    """One registry process; `start()` and `stop()` may be called repeatedly (same port, same storage)."""
+
+    def __init__(self, workdir: Path, user: str = "ci-bot", password: str | None = None) -> None:
+        for tool in ("docker-registry", "htpasswd"):
+            if shutil.which(tool) is None:
+                unavailable(f"{tool} is not installed (Debian packages docker-registry and apache2-utils)")
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.user = user
+        # A random password per registry: a leak check that greps for it cannot match by accident.
+        self.password = password or f"pw-{uuid.uuid4().hex}"
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.storage = self.dir / "storage"
+        self.storage.mkdir(exist_ok=True)
+        self.log = self.dir / "registry.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        htpasswd = subprocess.run(
+            ["htpasswd", "-Bbn", self.user, self.password], capture_output=True, text=True, check=True
+        ).stdout
+        (self.dir / "htpasswd").write_text(htpasswd)
+        (self.dir / "config.yml").write_text(
+            "version: 0.1\n"
+            "log:\n  level: info\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.host}\n"
+            f"auth:\n  htpasswd:\n    realm: atbb-test\n    path: {self.dir / 'htpasswd'}\n"
+        )
+
+    def start(self, timeout: float = 20.0) -> Registry:
+        if self._proc is not None:
+            return self
+        with self.log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                ["docker-registry", "serve", str(self.dir / "config.yml")],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"registry exited with {self._proc.returncode}: {self.log.read_text()[-2000:]}")
+            if self.status("/v2/", auth=False) in (200, 401):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"registry on {self.host} did not answer in {timeout} s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        # The port must be closed before a test relies on "registry down".
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.status("/v2/", auth=False) is not None:
+            time.sleep(0.1)
+
+    def _request(self, method: str, path: str, auth: bool, headers: dict[str, str] | None = None):
+        req = urllib.request.Request(f"http://{self.host}{path}", method=method, headers=headers or {})
+        if auth:
+            token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        # No proxy: an HTTP(S)_PROXY in the environment could not reach 127.0.0.1 anyway.
+        return _NO_PROXY.open(req, timeout=5)
+
+    def status(self, path: str, auth: bool = True) -> int | None:
+        """HTTP status of GET path, or None when nothing listens."""
+        try:
+            with self._request("GET", path, auth) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return None
+
+    def digest(self, repository: str, tag: str) -> str | None:
+        """What `repository:tag` resolves to in the registry now (Docker-Content-Digest), None if absent.
+
+        Written independently of atbb_kit.registry_api so the tests do not check the kit against itself.
+        """
+        try:
+            with self._request("HEAD", f"/v2/{repository}/manifests/{tag}", True, {"Accept": MANIFEST_TYPES}) as r:
+                return r.headers["Docker-Content-Digest"]
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+
+def docker(*args: str, config: Path, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the docker client with the test's own DOCKER_CONFIG, never the machine's /root/.docker."""
+    env = {**os.environ, "DOCKER_CONFIG": str(config)}
+    proc = subprocess.run(
+        [DOCKER, *args], input=stdin, capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def tiny_image(ref: str, *, config: Path) -> str:
+    """A few-hundred-byte image made by `docker import` (no pull is possible here; a stand-in base would
+    cost a 100 MB push). Its content is unique per call, so two calls give two different digests."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = f"atbb push test {uuid.uuid4()}\n".encode()
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        info.mtime = int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    env = {**os.environ, "DOCKER_CONFIG": str(config)}
+    proc = subprocess.run(
+        [DOCKER, "import", "--change", 'CMD ["/hello.txt"]', "-", ref],
+        input=buf.getvalue(),
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return docker("image", "inspect", "--format", "{{.Id}}", ref, config=config).stdout.strip()
+
+
+def remove_image(*refs: str, config: Path) -> None:
+    docker("image", "rm", "--force", *refs, config=config, check=False)
+
+
+# --- a scratch kit checkout ------------------------------------------------------------------------------
+
+GIT_ENV = {
+    # The developer's git config (signing, hooks, default branch) must not leak into these repositories.
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
+    env.update(GIT_ENV, GIT_CEILING_DIRECTORIES=str(repo.parent))
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def kit_repo(path: Path, tag: str | None = "v1.2.3") -> Path:
+    """A git repository holding the kit's atbb.yaml and tasks.py, committed on main; with `tag`, HEAD is
+    detached at that tag, the way a release is checked out.
+
+    __pycache__ is ignored like in the real repository: invoke imports tasks.py, and the .pyc it writes
+    would otherwise make the tree dirty and `inv push` would (rightly) refuse.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "atbb.yaml", path / "atbb.yaml")
+    shutil.copy(ROOT / "tasks.py", path / "tasks.py")
+    (path / ".gitignore").write_text("__pycache__/\n")
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "kit")
+    if tag:
+        # Outside Actions a branch wins over tags on the same commit; a release is built from its tag.
+        git(path, "tag", tag)
+        git(path, "checkout", "-q", "--detach", tag)
+    return path
