@@ -1,0 +1,48 @@
+import { readConfigOrExit } from '@atbb/config';
+import { createDb } from '@atbb/db';
+import { createLogger, startServer } from '@atbb/server';
+import { createApp } from './app.js';
+import { readVersion } from './version.js';
+
+const config = readConfigOrExit({
+  required: ['DATABASE_URL', 'FORUM_DID', 'PDS_URL', 'OAUTH_PUBLIC_URL'],
+  optional: ['JETSTREAM_URL', 'PORT', 'HOST', 'LOG_LEVEL'],
+});
+
+const version = readVersion();
+const log = createLogger({ level: config.LOG_LEVEL ?? 'info', fields: { service: 'appview' } });
+
+// A short connect timeout keeps /api/health honest: a request must not hang
+// for the driver's default 30 s when the database is unreachable.
+const sql = createDb(config.DATABASE_URL, { max: 10, connectTimeoutSeconds: 2, applicationName: 'atbb-appview' });
+
+const app = createApp({
+  sql,
+  version,
+  log,
+  forumDid: config.FORUM_DID,
+  pdsUrl: config.PDS_URL,
+  oauthPublicUrl: config.OAUTH_PUBLIC_URL,
+});
+
+try {
+  await startServer({
+    fetch: app.fetch,
+    hostname: config.HOST ?? '127.0.0.1',
+    port: config.PORT ?? 3000,
+    log,
+    // Runs after the last request finished, so any query still pending is an
+    // abandoned health probe against a hung database: don't wait long for it.
+    onClose: () => sql.end({ timeout: 1 }),
+  });
+  log.info('appview started', {
+    version,
+    forum_did: config.FORUM_DID,
+    // This example does not ingest from Jetstream; say whether it would.
+    jetstream: config.JETSTREAM_URL ? 'configured' : 'not configured',
+  });
+} catch {
+  // startServer has logged why (typically the port is taken).
+  await sql.end({ timeout: 0 });
+  process.exit(1);
+}
