@@ -168,7 +168,7 @@ def check_drift(cfg: Any, path: str | Path) -> str | None:
     """None when `path` equals the rendering of `cfg`, else a one-line message saying what to do."""
     path = Path(path)
     if not path.is_file():
-        return f"{path} does not exist; render it from atbb.yaml (atbb_kit.nginx_conf.write)"
+        return f"{path} does not exist; render it from atbb.yaml with `inv nginx-conf`"
     expected = render(cfg).splitlines()
     actual = path.read_text(encoding="utf-8").splitlines()
     if expected == actual:
@@ -179,5 +179,5 @@ def check_drift(cfg: Any, path: str | Path) -> str | None:
     )
     return (
         f"{path} differs from the rendering of atbb.yaml (first at line {line}); "
-        "regenerate it with atbb_kit.nginx_conf.write"
+        "regenerate it with `inv nginx-conf` and commit it"
     )

@@ -41,3 +41,24 @@ def config(c, check=False, json_=False):
         if var in os.environ:
             table.add_row(f"({var})", "***" if "TOKEN" in var else os.environ[var], "env")
     Console(width=max(100, Console().width)).print(table)
+
+
+@kit_task(help={"check": "Only report whether nginx/nginx.conf matches atbb.yaml (non-zero when it drifted)."})
+def nginx_conf(c, check=False):
+    """Render nginx/nginx.conf from atbb.yaml (routes, ports, static path); commit the result."""
+    from atbb_kit import nginx_conf as render
+    from atbb_kit.errors import KitError
+
+    k = kit(c)
+    path = k.cfg.root() / "nginx" / "nginx.conf"
+    drift = render.check_drift(k.cfg, path)
+    if check:
+        if drift:
+            raise KitError(drift)
+        print(f"ok: {path} matches atbb.yaml")
+        return
+    if drift is None:
+        print(f"{path} already matches atbb.yaml")
+        return
+    render.write(k.cfg, path)
+    print(f"wrote {path}; rebuild the image (inv image) and commit the file")

@@ -175,3 +175,22 @@ def test_check_drift_when_file_is_missing(tmp_path: Path):
     message = nginx_conf.check_drift(make_cfg(), tmp_path / "absent.conf")
     assert message is not None
     assert "does not exist" in message
+
+
+def test_inv_nginx_conf_detects_and_repairs_drift(kit_copy):
+    from tests.conftest import ROOT, run_inv
+
+    (kit_copy / "nginx").mkdir()
+    (kit_copy / "nginx" / "nginx.conf").write_text((ROOT / "nginx" / "nginx.conf").read_text())
+    assert run_inv("nginx-conf", "--check", cwd=kit_copy).returncode == 0
+
+    yaml_path = kit_copy / "atbb.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("port: 3001", "port: 3101"))
+    drifted = run_inv("nginx-conf", "--check", cwd=kit_copy)
+    assert drifted.returncode != 0
+    assert "differs from the rendering of atbb.yaml" in drifted.stderr
+    assert "inv nginx-conf" in drifted.stderr
+
+    assert run_inv("nginx-conf", cwd=kit_copy).returncode == 0
+    assert "127.0.0.1:3101" in (kit_copy / "nginx" / "nginx.conf").read_text()
+    assert run_inv("nginx-conf", "--check", cwd=kit_copy).returncode == 0
