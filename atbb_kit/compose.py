@@ -36,8 +36,11 @@ class Compose:
     def up(self, *services: str) -> Command:
         return self.cmd("up", "-d", "--no-build", list(services), hint="see `inv logs` for what the services said")
 
-    def run_once(self, service: str, *args: str) -> Command:
-        return self.cmd("run", "--rm", "-T", service, list(args))
+    def run_once(self, service: str, *args: str, env: Mapping[str, str] | None = None) -> Command:
+        # -T: no pseudo-terminal, so output streams line by line into logs and CI (and v1 does not
+        # fail for want of a TTY). `-e K=V` is for non-secret settings only: argv is printed.
+        flags = [("-e", f"{k}={v}") for k, v in (env or {}).items()]
+        return self.cmd("run", "--rm", "-T", *flags, service, list(args))
 
     def down(self, volumes: bool = False) -> Command:
         return self.cmd("down", "--remove-orphans", "--volumes" if volumes else None)
@@ -59,6 +62,26 @@ def compose_env(image: str, host_port: int, env_file: Path, postgres_image: str)
         "ATBB_ENV_FILE": str(env_file.resolve()),
         "POSTGRES_IMAGE": postgres_image,
     }
+
+
+def services(file: Path) -> tuple[str, ...]:
+    """The service names a Compose file defines (profiled ones included), to check names before calling
+    Compose: v1 answers an unknown one with a bare "No such service"."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise KitError(f"cannot read the Compose file {file}: {exc}", "check compose.file in atbb.yaml") from None
+    found = data.get("services") if isinstance(data, dict) else None
+    return tuple(found) if isinstance(found, dict) else ()
+
+
+def version(run: Runner, base: Sequence[str]) -> str | None:
+    """The implementation's version, e.g. "1.29.2" or "2.29.7", or None when it does not answer."""
+    res = run.probe(Command((*base, "version", "--short")))
+    text = res.stdout.strip().lstrip("v") if res.ok else ""
+    return text.splitlines()[0] if text else None
 
 
 def detect(run: Runner) -> tuple[str, ...]:

@@ -55,6 +55,15 @@ def detect_cli(run: Runner, prefer: str | None = None) -> DockerCli:
     return min(options, key=lambda o: rank[o.builder])
 
 
+def cli_path() -> str:
+    """A docker client for running containers (any version talks to the engine: it negotiates the API).
+    Building needs `detect_cli`, which also picks a builder; running does not, and skips its probes."""
+    path = shutil.which("docker") or shutil.which("/usr/bin/docker")
+    if not path:
+        raise EngineUnavailable("no docker client on PATH", commands.DOCKER_HINT)
+    return path
+
+
 def client():
     """A Docker SDK client that has answered a ping, or a clear error."""
     import docker
@@ -64,11 +73,28 @@ def client():
         c = docker.from_env(timeout=60)
         c.ping()
     except DockerException as exc:
-        raise EngineUnavailable(
-            f"no Docker engine answers ({str(exc).splitlines()[0][:120]})",
-            "start the engine (sudo systemctl start docker, or scripts/ensure-docker.sh)",
-        ) from None
+        reason, fix = _engine_problem(str(exc))
+        raise EngineUnavailable(f"no Docker engine answers at {_engine_address()} ({reason})", fix) from None
     return c
+
+
+def _engine_address() -> str:
+    import os
+
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _engine_problem(text: str) -> tuple[str, str]:
+    """The SDK's error (a nested repr of urllib3 exceptions) -> a short reason and what to do about it."""
+    start = "start the engine (sudo systemctl start docker, or scripts/ensure-docker.sh)"
+    lower = text.lower()
+    if "filenotfounderror" in lower or "no such file" in lower:
+        return "no such socket", start + ", or fix DOCKER_HOST"
+    if "permission denied" in lower or "permissionerror" in lower:
+        return "permission denied", "add your user to the docker group (then log in again), or use sudo"
+    if "connection refused" in lower:
+        return "connection refused", start + ", or fix DOCKER_HOST"
+    return text.splitlines()[0][:120] if text else "no answer", start
 
 
 def image_size(ref: str) -> tuple[str, int] | None:
@@ -80,6 +106,81 @@ def image_size(ref: str) -> tuple[str, int] | None:
     except ImageNotFound:
         return None
     return img.id, int(img.attrs.get("Size", 0))
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    version: str
+    api_version: str
+    data_root: str
+
+
+def facts() -> EngineFacts:
+    """Server version and data root, for `inv doctor`."""
+    c = client()
+    version = c.version()
+    info = c.info()
+    return EngineFacts(version.get("Version", "?"), version.get("ApiVersion", "?"), info.get("DockerRootDir", ""))
+
+
+def containers_publishing(port: int) -> list[tuple[str, str, str]]:
+    """(container, compose project, compose service) of running containers publishing host `port`:
+    with Docker's userland proxy off, nothing on the host listens, so a bind test alone would miss them."""
+    found = []
+    for container in client().containers.list():
+        ports = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
+        bindings = [b for binds in ports.values() if binds for b in binds]
+        if any(str(b.get("HostPort")) == str(port) for b in bindings):
+            labels = container.labels or {}
+            found.append(
+                (
+                    container.name,
+                    labels.get("com.docker.compose.project", ""),
+                    labels.get("com.docker.compose.service", ""),
+                )
+            )
+    return found
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    service: str
+    container: str
+    state: str  # running / exited / restarting / created ...
+    health: str  # healthy / unhealthy / starting, or "" without a healthcheck
+    ports: str
+    exit_code: int
+
+
+def compose_services(project: str) -> list[ServiceState]:
+    """The stack's long-running containers (not `run` one-offs), for `inv status`."""
+    out = []
+    for c in _compose_containers(project):
+        labels = c.labels or {}
+        if labels.get("com.docker.compose.oneoff", "False") == "True":
+            continue
+        state = c.attrs["State"]
+        ports = c.attrs.get("NetworkSettings", {}).get("Ports") or {}
+        shown = sorted(
+            {
+                f"{b['HostIp'] or '0.0.0.0'}:{b['HostPort']}->{inner}"  # noqa: S104 (a label, not a bind)
+                for inner, binds in ports.items()
+                if binds
+                for b in binds
+                if ":" not in (b.get("HostIp") or "")  # the IPv6 twin of each binding adds nothing
+            }
+        )
+        out.append(
+            ServiceState(
+                labels.get("com.docker.compose.service", "?"),
+                c.name,
+                state.get("Status", "?"),
+                (state.get("Health") or {}).get("Status", ""),
+                ", ".join(shown),
+                int(state.get("ExitCode") or 0),
+            )
+        )
+    return sorted(out, key=lambda s: (s.service, s.container))
 
 
 def _compose_containers(project: str, service: str | None = None):

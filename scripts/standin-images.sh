@@ -274,6 +274,11 @@ cat >"$ENV_FILE.tmp" <<EOF
 ATBB_IMAGE_BASE=$node_image
 ATBB_COMPOSE_POSTGRES_IMAGE=$pg_image
 EOF
+if [ "$node_image" != "$NODE_OFFICIAL" ]; then
+    # image.size_budget_mb (250) is for the Alpine production image; the Debian stand-in base alone
+    # is about 314 MB, so builds on it get a budget that still catches a runtime stage gone wrong.
+    echo "ATBB_IMAGE_SIZE_BUDGET_MB=400" >>"$ENV_FILE.tmp"
+fi
 mv "$ENV_FILE.tmp" "$ENV_FILE"
 say "wrote ${ENV_FILE#"$ROOT"/}:"
 grep -v '^#' "$ENV_FILE"

@@ -2,12 +2,13 @@
 
 from invoke import Collection
 
-from atbb_kit.tasks import config_tasks, image, operate, quality, release_tasks
+from atbb_kit.tasks import config_tasks, image, operate, quality, release_tasks, smoke_tasks
 
 
 def build_namespace() -> Collection:
     ns = Collection()
     ns.add_task(config_tasks.config)
+    ns.add_task(config_tasks.nginx_conf)
     ns.add_task(quality.lint)
     ns.add_task(quality.test)
     ns.add_task(quality.build)
@@ -15,7 +16,18 @@ def build_namespace() -> Collection:
     ns.add_task(image.image)
     ns.add_task(release_tasks.tags)
     ns.add_task(release_tasks.push)
-    for t in (operate.migrate, operate.compose_up, operate.compose_down, operate.logs, operate.status, operate.secret):
+    ns.add_task(smoke_tasks.smoke)
+    for t in (
+        operate.migrate,
+        operate.compose_up,
+        operate.compose_down,
+        operate.logs,
+        operate.status,
+        operate.secret,
+        operate.doctor,
+        operate.backup,
+        operate.restore,
+    ):
         ns.add_task(t)
     return ns
 

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_inv
+
+# The image the e2e modules test, built once per session by `inv image` exactly as a user would.
+IMAGE = "atbb-e2e:test"
 
 
 def _unavailable(reason: str):
@@ -61,6 +64,15 @@ def test_images(docker_client) -> dict[str, str]:
         except ImageNotFound:
             _unavailable(f"base image {ref} is not present; scripts/standin-images.sh builds stand-ins")
     return images
+
+
+@pytest.fixture(scope="session")
+def built_image(docker_client, test_images):
+    # Session-scoped: test_image.py and test_smoke.py share one build instead of paying for two.
+    proc = run_inv("image", "--tag", IMAGE, env=test_images, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "within budget" in proc.stdout
+    return IMAGE
 
 
 def kit_root() -> Path:

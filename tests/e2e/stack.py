@@ -153,9 +153,12 @@ def kill_process_inside(container, needle: str) -> None:
     """Kill the process whose command line contains `needle`, using only sh and /proc (no pkill needed)."""
     script = (
         'for p in /proc/[0-9]*; do c=$(tr "\\000" " " < "$p/cmdline" 2>/dev/null); '
+        # Skip this shell itself: its own command line contains the needle too.
+        f'[ "${{p#/proc/}}" = "$$" ] && continue; '
         f'case "$c" in *"{needle}"*) kill -9 "${{p#/proc/}}" && echo killed "${{p#/proc/}}";; esac; done'
     )
-    code, out = container.exec_run(["sh", "-c", script], user="0")
+    # As the image's own user: with every capability dropped, root could not signal uid 10001.
+    code, out = container.exec_run(["sh", "-c", script])
     assert b"killed" in out, f"no process matching {needle!r} (exit {code}): {out!r}"
 
 

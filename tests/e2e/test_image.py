@@ -13,16 +13,6 @@ import pytest
 from tests.conftest import run_inv
 from tests.e2e import stack
 
-IMAGE = "atbb-e2e:test"
-
-
-@pytest.fixture(scope="module")
-def built_image(docker_client, test_images):
-    proc = run_inv("image", "--tag", IMAGE, env=test_images, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "within budget" in proc.stdout
-    return IMAGE
-
 
 @pytest.fixture(scope="module")
 def pg(docker_client, test_images, built_image):
@@ -108,10 +98,11 @@ def test_service_ports_are_not_reachable_from_outside(app):
 
 
 def test_node_processes_are_not_root_and_healthcheck_turns_healthy(app):
-    top = app.container.top(ps_args="-eo uid,args")
+    top = app.container.top(ps_args="-eo pid,uid,args")
     node_rows = [row for row in top["Processes"] if "node" in " ".join(row)]
     assert node_rows, top
-    assert all(row[0] != "0" for row in node_rows), node_rows
+    uid = top["Titles"].index("UID")
+    assert all(row[uid] != "0" for row in node_rows), node_rows
 
     def healthy():
         app.container.reload()
@@ -147,3 +138,12 @@ def test_docker_stop_is_graceful_and_finishes_in_flight_requests(app):
     assert app.container.attrs["State"]["ExitCode"] == 0
     assert elapsed < 10
     assert outcome["resp"].status == 200, outcome
+
+
+def test_over_budget_build_fails_with_the_numbers(built_image, test_images):
+    # Same inputs as the session build, so every layer is cached: this only re-checks the budget.
+    env = {**test_images, "ATBB_IMAGE_SIZE_BUDGET_MB": "1"}
+    proc = run_inv("image", "--tag", built_image, env=env, timeout=900)
+    assert proc.returncode != 0
+    assert "over image.size_budget_mb=1" in proc.stderr
+    assert "Traceback" not in proc.stderr

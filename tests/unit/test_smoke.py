@@ -1,0 +1,426 @@
+"""`inv smoke` without an engine: the checklist, its skip rules, the verdicts, the generated env, and the
+signal guard, as tables; plus .github/dependabot.yml against the vendored Dependabot schema."""
+
+from __future__ import annotations
+
+import io
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from atbb_kit import smoke
+from atbb_kit.config import load_config
+from atbb_kit.envfile import DID, validate
+from atbb_kit.runner import Secret
+from atbb_kit.smoke import FAIL, OK, SKIPPED, CheckFailed, Http
+from atbb_kit.tasks import namespace
+from tests.conftest import ROOT, run_inv
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(ROOT / "atbb.yaml", environ={})
+
+
+# --- the checklist ----------------------------------------------------------------------------------------
+
+TITLES = [
+    "image size within the 250 MB budget",
+    "PostgreSQL is ready",
+    "migration runs (exit 0)",
+    "migration runs again (idempotent, exit 0)",
+    "app container starts with a generated env",
+    "/api/health answers 200 from appview",
+    "/ answers 200 HTML from web",
+    "/api/<random> is a JSON 404 from appview",
+    "HEALTHCHECK turns healthy",
+    "docker stop exits 0 within 10 s",
+]
+
+
+def test_the_ten_lines_in_order(cfg):
+    assert [c.title for c in smoke.checklist(cfg)] == TITLES
+
+
+def test_needs_only_name_earlier_lines(cfg):
+    seen: set[str] = set()
+    for check in smoke.checklist(cfg):
+        assert set(check.needs) <= seen, f"{check.key} needs a later or unknown line: {check.needs}"
+        assert check.key not in seen
+        seen.add(check.key)
+
+
+def test_titles_follow_the_config(tmp_path):
+    text = (ROOT / "atbb.yaml").read_text().replace("size_budget_mb: 250", "size_budget_mb: 400")
+    (tmp_path / "atbb.yaml").write_text(text)
+    titles = [c.title for c in smoke.checklist(load_config(tmp_path / "atbb.yaml", environ={}))]
+    assert titles[0] == "image size within the 400 MB budget"
+
+
+def test_probe_path_is_routed_to_appview_and_fresh(cfg):
+    a, b = smoke.probe_path(cfg, "aa11"), smoke.probe_path(cfg, "bb22")
+    assert a == "/api/smoke-aa11" and a != b
+    assert cfg.service_for(a) == "appview"
+
+
+# Which lines fail -> the status of every line. Skipped lines must not run at all.
+ALL = [c.key for c in smoke.checklist(load_config(ROOT / "atbb.yaml", environ={}))]
+AFTER_START = ["health", "web", "api-404", "healthy", "stop"]
+SKIPS = [
+    ("all-pass", [], []),
+    ("size-is-independent", ["size"], []),
+    ("postgres", ["postgres"], ["migrate", "migrate-again", "start", *AFTER_START]),
+    ("migrate", ["migrate"], ["migrate-again", "start", *AFTER_START]),
+    ("migrate-again-alone", ["migrate-again"], []),
+    ("start", ["start"], AFTER_START),
+    ("health-skips-healthy-only", ["health"], ["healthy"]),
+    ("web-alone", ["web"], []),
+    ("api-404-alone", ["api-404"], []),
+    ("healthy-alone", ["healthy"], []),
+    ("stop-alone", ["stop"], []),
+    ("two-independent", ["size", "web"], []),
+    ("health-and-404", ["health", "api-404"], ["healthy"]),
+]
+
+
+@pytest.mark.parametrize(("failing", "skipped"), [c[1:] for c in SKIPS], ids=[c[0] for c in SKIPS])
+def test_failures_skip_exactly_their_dependants(cfg, failing, skipped):
+    ran: list[str] = []
+
+    def action(key):
+        def run():
+            ran.append(key)
+            if key in failing:
+                raise CheckFailed(f"{key} broke", "evidence")
+            return f"{key} fine"
+
+        return run
+
+    outcomes = smoke.run_checklist(smoke.checklist(cfg), {k: action(k) for k in ALL})
+    status = {o.check.key: o.status for o in outcomes}
+    expected = {k: FAIL if k in failing else SKIPPED if k in skipped else OK for k in ALL}
+    assert status == expected
+    assert ran == [k for k in ALL if k not in skipped], "a skipped line ran"
+    for o in outcomes:
+        if o.status == SKIPPED:
+            assert o.detail.startswith("needs: ")
+        if o.status == FAIL:
+            assert (o.detail, o.reason) == (f"{o.check.key} broke", "evidence")
+
+
+def test_listed_errors_fail_the_line_and_others_propagate(cfg):
+    checks = smoke.checklist(cfg)[:3]
+    outcomes = smoke.run_checklist(
+        checks,
+        {"size": lambda: "ok", "postgres": lambda: (_ for _ in ()).throw(OSError("engine gone")), "migrate": None},
+        errors=(CheckFailed, OSError),
+    )
+    assert [o.status for o in outcomes] == [OK, FAIL, SKIPPED]
+    assert (outcomes[1].detail, outcomes[1].reason) == ("OSError: engine gone", "")  # said once, not twice
+
+    # An interrupt is not a failed line: it stops the loop, and the lines finished so far are kept.
+    done: list[smoke.Outcome] = []
+
+    def interrupted():
+        raise smoke.Interrupted(signal.SIGINT)
+
+    with pytest.raises(smoke.Interrupted):
+        smoke.run_checklist(checks, {"size": lambda: "ok", "postgres": interrupted}, outcomes=done)
+    assert [o.check.key for o in done] == ["size"]
+
+
+# --- the verdict ------------------------------------------------------------------------------------------
+
+
+def outcomes_with(cfg, **statuses):
+    return [smoke.Outcome(c, statuses.get(c.key.replace("-", "_"), OK)) for c in smoke.checklist(cfg)]
+
+
+VERDICTS = [
+    ("all-ok", {}, None),
+    (
+        "one-failed",
+        {"health": FAIL},
+        "smoke: 1 of 10 checks failed: /api/health answers 200 from appview",
+    ),
+    (
+        "failed-and-skipped",
+        {"health": FAIL, "api_404": FAIL, "healthy": SKIPPED},
+        "smoke: 2 of 10 checks failed, 1 skipped: /api/health answers 200 from appview; "
+        "/api/<random> is a JSON 404 from appview",
+    ),
+    ("only-skipped-is-still-a-failure", {"stop": SKIPPED}, "smoke: 1 of 10 checks were skipped"),
+]
+
+
+@pytest.mark.parametrize(("statuses", "message"), [v[1:] for v in VERDICTS], ids=[v[0] for v in VERDICTS])
+def test_verdict(cfg, statuses, message):
+    error = smoke.verdict(outcomes_with(cfg, **statuses))
+    if message is None:
+        assert error is None
+    else:
+        assert error is not None and error.what == message
+        assert error.exit_code != 0
+
+
+def test_the_error_line_reads_as_designed(cfg):
+    # What the user sees through the kit's one error boundary.
+    error = smoke.verdict(outcomes_with(cfg, health=FAIL))
+    assert str(error) == "smoke: 1 of 10 checks failed: /api/health answers 200 from appview — see the reason above"
+
+
+def test_printer_prints_the_line_then_the_reason(cfg):
+    out = io.StringIO()
+    check = smoke.checklist(cfg)[5]
+    smoke.Printer(out).finished(6, 10, smoke.Outcome(check, FAIL, 1.25, "HTTP 500, expected 200", "body\nmore"))
+    smoke.Printer(out).finished(9, 10, smoke.Outcome(smoke.checklist(cfg)[8], SKIPPED, 0, "needs: x"))
+    assert out.getvalue().splitlines() == [
+        "[ 6/10] FAIL    /api/health answers 200 from appview — HTTP 500, expected 200 (1.2 s)",
+        "        body",
+        "        more",
+        "[ 9/10] skipped HEALTHCHECK turns healthy — needs: x",
+    ]
+
+
+def test_run_id_is_found_in_the_output():
+    assert smoke.run_id_from("x\n==> smoke run 0a1b2c3d: img with pg; ...\n") == "0a1b2c3d"
+    assert smoke.run_id_from("nothing here") is None
+
+
+# --- the generated env ------------------------------------------------------------------------------------
+
+
+def test_generated_env_passes_the_operators_validation(cfg):
+    env = smoke.generated_env(smoke.database_url("atbb-smoke-1-postgres", "pw" * 8), cfg.env.required)
+    report = validate(env, cfg.env.required, "generated env")
+    assert report.ok, report.problems
+    assert set(cfg.env.required) <= set(env)
+    assert env["DATABASE_URL"].reveal() == f"postgres://atbb:{'pw' * 8}@atbb-smoke-1-postgres:5432/atbb"
+    assert env["PDS_URL"].startswith("https://") and env["OAUTH_PUBLIC_URL"].startswith("https://")
+    assert re.fullmatch(r"did:plc:[a-z2-7]{24}", env["FORUM_DID"]) and DID.fullmatch(env["FORUM_DID"])
+
+
+def test_generated_env_is_fresh_and_never_prints_its_secrets():
+    a, b = smoke.generated_env("postgres://u:p@h/db"), smoke.generated_env("postgres://u:p@h/db")
+    assert a["FORUM_DID"] != b["FORUM_DID"]
+    assert a["SESSION_SECRET"].reveal() != b["SESSION_SECRET"].reveal()
+    assert len(a["SESSION_SECRET"].reveal()) == 64
+    for var in ("SESSION_SECRET", "DATABASE_URL"):
+        assert isinstance(a[var], Secret) and f"{a[var]}" == "***" and repr(a[var]) == "***"
+
+
+def test_generated_env_fills_a_required_variable_it_does_not_know():
+    required = ("DATABASE_URL", "FORUM_DID", "PDS_URL", "OAUTH_PUBLIC_URL", "SESSION_SECRET", "FORUM_HANDLE")
+    env = smoke.generated_env("postgres://u:p@h/db", required)
+    assert env["FORUM_HANDLE"] and validate(env, required).ok
+
+
+# --- verdicts on answers ----------------------------------------------------------------------------------
+
+JSON = {"content-type": "application/json; charset=UTF-8"}
+HTML = {"content-type": "text/html; charset=UTF-8"}
+PAGE = b"<!doctype html>\n<html lang='en'><body>Forum</body></html>"
+
+HEALTH = [
+    ("ok", Http(200, JSON, b'{"status":"ok","database":"up"}'), None),
+    ("500", Http(500, JSON, b'{"status":"broken"}'), "HTTP 500, expected 200"),
+    ("db-down-503", Http(503, JSON, b'{"status":"error"}'), "HTTP 503, expected 200"),
+    ("web-404-page", Http(404, HTML, PAGE), "web answered, so nginx does not route this path to appview"),
+    ("200-html", Http(200, HTML, PAGE), "not JSON"),
+    ("bad-json", Http(200, JSON, b"{nope"), "not valid JSON"),
+    ("not-ok", Http(200, JSON, b'{"status":"degraded"}'), 'no "status": "ok"'),
+    ("json-list", Http(200, JSON, b"[]"), 'no "status": "ok"'),
+]
+WEB = [
+    ("ok", Http(200, HTML, PAGE), None),
+    ("upper-case-tag", Http(200, HTML, b"<!DOCTYPE html><HTML></HTML>"), None),
+    ("502", Http(502, HTML, b"<html>Bad Gateway</html>"), "HTTP 502, expected 200"),
+    ("json", Http(200, JSON, b"{}"), "not HTML"),
+    ("fragment", Http(200, HTML, b"<p>hi</p>"), "no <html> element"),
+]
+API_404 = [
+    ("appview-404", Http(404, JSON, b'{"error":"not_found"}'), None),
+    ("web-404", Http(404, HTML, PAGE), "web answered, so nginx does not route this prefix to appview"),
+    ("200", Http(200, JSON, b"{}"), "HTTP 200, expected 404"),
+    ("404-bad-json", Http(404, JSON, b"not json"), "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(
+    ("judge", "resp", "expected"),
+    [(smoke.judge_health, *c[1:]) for c in HEALTH]
+    + [(smoke.judge_web, *c[1:]) for c in WEB]
+    + [(smoke.judge_api_404, *c[1:]) for c in API_404],
+    ids=[f"health-{c[0]}" for c in HEALTH] + [f"web-{c[0]}" for c in WEB] + [f"404-{c[0]}" for c in API_404],
+)
+def test_judges(judge, resp, expected):
+    problem = judge(resp)
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None and expected in problem.summary
+        # The evidence: the status and the start of the body, so the reader sees what answered.
+        assert problem.reason.startswith(f"HTTP {resp.status} (")
+
+
+def test_evidence_is_cut_to_200_characters_on_one_line():
+    resp = Http(500, HTML, b"<html>\n" + b"x" * 500)
+    assert len(resp.excerpt()) == 201 and "\n" not in resp.excerpt()
+
+
+@pytest.mark.parametrize(
+    ("code", "seconds", "expected"),
+    [
+        (0, 0.3, None),
+        (0, 10.0, "SIGKILL"),
+        (137, 10.2, "SIGKILL"),
+        (1, 0.4, "exited 1 after 0.4 s, expected 0"),
+        (143, 2.0, "exited 143"),
+    ],
+)
+def test_judge_stop(code, seconds, expected):
+    problem = smoke.judge_stop(code, seconds)
+    assert (problem is None) if expected is None else (expected in problem.summary)
+
+
+@pytest.mark.parametrize(
+    ("size", "budget", "fails"),
+    [(249_999_999, 250, False), (250_000_000, 250, False), (250_000_001, 250, True)],
+)
+def test_judge_size(size, budget, fails):
+    problem = smoke.judge_size(size, budget)
+    assert (problem is not None) == fails
+    if fails:
+        assert "over image.size_budget_mb=250" in problem.summary
+
+
+# --- signals ----------------------------------------------------------------------------------------------
+
+
+def test_a_signal_interrupts_at_once_outside_a_critical_section():
+    with pytest.raises(smoke.Interrupted) as info:
+        smoke.Guard().on_signal(signal.SIGTERM)
+    assert info.value.signum == signal.SIGTERM
+
+
+def test_a_signal_inside_a_create_call_waits_for_it_to_finish():
+    guard = smoke.Guard()
+    created = []
+    with pytest.raises(smoke.Interrupted), guard.critical():
+        with guard.critical():
+            guard.on_signal(signal.SIGINT)  # does not raise here...
+            created.append("container")
+        created.append("volume")  # ...nor when the inner section ends
+    assert created == ["container", "volume"]  # both exist, so the sweep will find both
+    assert guard.pending == signal.SIGINT
+
+
+def test_signals_during_cleanup_are_acknowledged_not_raised():
+    said: list[str] = []
+    guard = smoke.Guard(said.append)
+    guard.cleaning = True
+    guard.on_signal(signal.SIGINT)
+    with guard.critical():
+        pass
+    assert guard.pending == signal.SIGINT
+    assert said and "finishing the cleanup first" in said[0]
+
+
+def test_interrupted_exit_codes_follow_the_shell():
+    assert smoke.SmokeInterrupted("x", None, signal.SIGINT).exit_code == 130
+    assert smoke.SmokeInterrupted("x", None, signal.SIGTERM).exit_code == 143
+
+
+# --- the task ---------------------------------------------------------------------------------------------
+
+
+def test_smoke_is_a_task_with_its_flags():
+    assert "smoke" in namespace.task_names
+    flags = {name for arg in namespace["smoke"].get_arguments() for name in arg.names}
+    assert {"image", "keep", "timeout"} <= flags
+
+
+def test_a_bad_timeout_is_refused_before_anything_runs():
+    proc = run_inv("smoke", "--timeout", "0", "--image", "does-not-matter:1")
+    assert proc.returncode == 1
+    assert "error: --timeout must be 1 second or more" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- .github/dependabot.yml -------------------------------------------------------------------------------
+
+DEPENDABOT = ROOT / ".github" / "dependabot.yml"
+
+
+@pytest.fixture(scope="module")
+def dependabot() -> dict:
+    return yaml.safe_load(DEPENDABOT.read_text())
+
+
+def _dirs(entry: dict) -> list[str]:
+    return entry.get("directories") or [entry["directory"]]
+
+
+def test_dependabot_passes_the_vendored_schema():
+    proc = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.dependabot", str(DEPENDABOT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dependabot_covers_the_four_ecosystems_where_they_live(dependabot):
+    assert dependabot["version"] == 2
+    where = {u["package-ecosystem"]: _dirs(u) for u in dependabot["updates"]}
+    assert set(where) == {"github-actions", "pip", "npm", "docker"}
+    assert "/" in where["github-actions"]
+    assert where["pip"] == ["/"]
+    assert "/examples/forum" in where["npm"]
+    assert where["docker"] == ["/docker"]
+    for entry in dependabot["updates"]:
+        for folder in _dirs(entry):
+            assert (ROOT / folder.lstrip("/")).is_dir(), f"{entry['package-ecosystem']}: {folder} does not exist"
+
+
+def test_dependabot_stays_quiet(dependabot):
+    for entry in dependabot["updates"]:
+        name = entry["package-ecosystem"]
+        assert entry["schedule"]["interval"] == "weekly", name
+        assert 1 <= entry["open-pull-requests-limit"] <= 5, name
+        groups = list(entry["groups"].values())
+        assert any(g["patterns"] == ["*"] and set(g["update-types"]) == {"minor", "patch"} for g in groups), name
+
+
+def test_dependabot_sees_every_composite_action(dependabot):
+    # Dependabot reads a local action only when its directory is listed: a new action must be added.
+    actions = {f"/{p.parent.relative_to(ROOT)}" for p in (ROOT / ".github" / "actions").glob("*/action.yml")}
+    listed = set(next(_dirs(u) for u in dependabot["updates"] if u["package-ecosystem"] == "github-actions"))
+    assert actions and actions <= listed
+
+
+def test_dependabot_sees_every_npm_lockfile(dependabot):
+    skip = {"node_modules", ".venv", "build", ".git"}
+    lockfiles = [
+        p
+        for name in ("pnpm-lock.yaml", "package-lock.json")
+        for p in ROOT.rglob(name)
+        if not skip & set(p.relative_to(ROOT).parts)
+    ]
+    listed = set(next(_dirs(u) for u in dependabot["updates"] if u["package-ecosystem"] == "npm"))
+    assert lockfiles
+    for lock in lockfiles:
+        assert f"/{lock.parent.relative_to(ROOT)}" in listed, f"{lock} is not watched"
+
+
+def test_dependabot_documents_why_the_base_image_is_not_updated():
+    # While the Dockerfile takes its base from an ARG, Dependabot cannot see it: the file must say so.
+    if re.search(r"^FROM \$\{?NODE_BASE", (ROOT / "docker" / "Dockerfile").read_text(), re.M):
+        text = DEPENDABOT.read_text()
+        assert "LIMITATION" in text and "NODE_BASE" in text and "image.base" in text
