@@ -13,10 +13,11 @@ from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
         "tag": "Extra local tag(s) to add, e.g. --tag atbb:dev (repeatable).",
         "builder": "Force a builder: buildx, buildkit or classic (default: the best the client offers).",
         "no_cache": "Build every layer from scratch.",
+        "cache": "buildx cache backend to read and fill, e.g. gha (GitHub Actions' cache); needs buildx.",
         "dry_run": DRY_RUN_HELP,
     },
 )
-def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, dry_run=False):
+def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, cache=None, dry_run=False):
     """Build the Docker image (nginx + appview + web) with release tags; fail when over the size budget."""
     from atbb_kit import commands, engine
     from atbb_kit.errors import KitError
@@ -33,6 +34,11 @@ def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, d
             f"building for {len(cfg.image.platforms)} platforms needs docker buildx ({cli.path} has none)",
             "install buildx, or build one platform with --platform linux/amd64",
         )
+    if cache and cli.builder != "buildx":
+        raise KitError(
+            f"--cache {cache} needs docker buildx ({cli.path} builds with the {cli.builder} builder)",
+            "install buildx (in Actions: docker/setup-buildx-action), or drop --cache",
+        )
     tags = [*plan.refs, *(tag or [])]
     cmd = commands.docker_build(
         cli.path,
@@ -44,6 +50,7 @@ def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, d
         labels=plan.labels,
         platforms=cfg.image.platforms if cli.builder == "buildx" else (),
         no_cache=no_cache,
+        cache=cache,
     )
     import sys
 

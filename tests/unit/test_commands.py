@@ -209,3 +209,12 @@ def test_pnpm_commands_run_in_the_monorepo(builder, expected):
 def test_pytest_suite(suite, marker):
     cmd = commands.pytest_suite(Path("/k"), suite, ["-x"])
     assert cmd.argv[1:] == ("-m", "pytest", *marker, "-x")
+
+
+def test_image_cache_needs_buildx():
+    from tests.conftest import run_inv
+
+    proc = run_inv("image", "--cache", "gha", "--builder", "classic", "--dry-run")
+    assert proc.returncode == 1
+    assert "--cache gha needs docker buildx" in proc.stderr
+    assert "Traceback" not in proc.stderr
