@@ -29,7 +29,18 @@ from atbb_kit.errors import ConfigError
 CONFIG_NAME = "atbb.yaml"
 ENV_PREFIX = "ATBB_"
 # ATBB_* variables that are not config keys: flags and credentials the kit reads elsewhere.
-NON_CONFIG_ENV = frozenset({"ATBB_DEBUG", "ATBB_CONFIG", "ATBB_REGISTRY_TOKEN", "ATBB_REGISTRY_USER"})
+# ATBB_IMAGE, ATBB_HOST_PORT and ATBB_ENV_FILE are docker-compose.example.yml's own variables.
+NON_CONFIG_ENV = frozenset(
+    {
+        "ATBB_DEBUG",
+        "ATBB_CONFIG",
+        "ATBB_REGISTRY_TOKEN",
+        "ATBB_REGISTRY_USER",
+        "ATBB_IMAGE",
+        "ATBB_HOST_PORT",
+        "ATBB_ENV_FILE",
+    }
+)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -278,12 +278,21 @@ def compose_up(c, env_file=".env", image=None, pull=False, build=False, demo=Fal
     print(f"atBB is up: http://localhost:{port}/")
 
 
+def _names_a_registry(ref: str) -> bool:
+    first, _, rest = ref.partition("/")
+    return bool(rest) and ("." in first or ":" in first or first == "localhost")
+
+
 def _ensure_image(c, k, ref: str, *, custom: bool, pull: bool, build: bool) -> None:
     from atbb_kit import engine
     from atbb_kit.errors import CommandFailed, KitError
     from atbb_kit.runner import Command
 
     present = engine.image_size(ref) is not None
+    if custom and not present and not build and _names_a_registry(ref):
+        # A registry reference (ghcr.io/owner/atbb:1.0.0) means "that published image": building this
+        # checkout under its name would run something else than the operator asked for.
+        pull = True
     if pull:
         _say(f"==> pulling {ref}")
         try:

@@ -286,3 +286,15 @@ def test_config_shows_sources_and_redacts_tokens(kit_copy):
     assert "file atbb.yaml:" in proc.stdout
     assert "hunter2-very-secret" not in proc.stdout + proc.stderr
     assert "***" in proc.stdout
+
+
+def test_compose_and_credential_variables_are_not_config_keys(tmp_path):
+    # docker-compose.example.yml reads these; exporting them must not stop the kit.
+    env = {
+        "ATBB_IMAGE": "ghcr.io/acme/atbb:1.0.0",
+        "ATBB_HOST_PORT": "127.0.0.1:8080",
+        "ATBB_ENV_FILE": ".env",
+        "ATBB_REGISTRY_TOKEN": "t",
+    }
+    cfg = load_config(write(tmp_path, BASE), environ=env)
+    assert cfg.compose.host_port == 8080
