@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from atbb_kit import commands, registry_api
+from atbb_kit import publish as rt
 from atbb_kit.context import BuildContext
 from atbb_kit.errors import KitError
 from atbb_kit.registry_api import RegistryError, parse_challenge, split_reference
 from atbb_kit.runner import Command, Result, Runner, Secret
 from atbb_kit.tags import TagPlan, compute
-from atbb_kit.tasks import release_tasks as rt
 from tests.conftest import run_inv
 from tests.e2e.registry import GIT_ENV, free_port, git, kit_repo
 
