@@ -422,7 +422,7 @@ def check_database(p: Probe) -> Finding:
             return fail(
                 name,
                 f"the Compose stack's postgres container is {state}",
-                "see why with `inv logs postgres`, then start it again with `inv compose-up`",
+                "see why with `inv logs -s postgres`, then start it again with `inv compose-up`",
             )
         return not_checked(
             name,

@@ -88,7 +88,7 @@ def _db_network(k, target) -> str | None:
         raise KitError(
             f"the Compose stack's postgres container is {state}, so the host `postgres` in DATABASE_URL "
             "cannot be reached",
-            "see why with `inv logs postgres`, then start it again with `inv compose-up`",
+            "see why with `inv logs -s postgres`, then start it again with `inv compose-up`",
         )
     raise KitError(
         f"DATABASE_URL names the Compose service `postgres`, but the stack {project} is not running",
@@ -205,15 +205,15 @@ def _wait_healthy(k, stack, service: str, timeout: int) -> None:
             _say(f"==> the last lines {service} logged:")
             k.run.run(stack.logs(service, False, 20), check=False)
             if found is None:
-                raise KitError(f"{service} has no container in the stack {project}", f"see `inv logs {service}`")
+                raise KitError(f"{service} has no container in the stack {project}", f"see `inv logs -s {service}`")
             if found.state in ("exited", "dead", "restarting"):
                 raise KitError(
                     f"{service} stopped (exit code {found.exit_code}) before turning healthy",
-                    f"its log lines above say why; `inv logs {service}` shows more",
+                    f"its log lines above say why; `inv logs -s {service}` shows more",
                 )
             raise KitError(
                 f"{service} did not turn healthy within {timeout}s (last state: {state})",
-                f"its log lines above say why; `inv logs {service}` shows more",
+                f"its log lines above say why; `inv logs -s {service}` shows more",
             )
         time.sleep(1)
 

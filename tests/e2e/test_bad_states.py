@@ -392,7 +392,7 @@ def test_a_stopped_stack_database_is_named_as_such(pg_stack, docker_client, test
     out = assert_clean(backup, SECRETS)
     assert backup.returncode == 1, out
     assert "the Compose stack's postgres container is exited" in out
-    assert "inv logs postgres" in out
+    assert "inv logs -s postgres" in out
     doctor = run_inv("doctor", "--env-file", str(env_file), env=env)
     out = assert_clean(doctor, SECRETS)
     assert doctor.returncode == 1 and "the Compose stack's postgres container is exited" in out
