@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from atbb_kit.tasks import config_tasks, image, operate, quality, release_tasks, smoke_tasks
+from atbb_kit.tasks import bench_tasks, config_tasks, image, operate, quality, release_tasks, smoke_tasks
 
 
 def build_namespace() -> Collection:
@@ -17,6 +17,7 @@ def build_namespace() -> Collection:
     ns.add_task(release_tasks.tags)
     ns.add_task(release_tasks.push)
     ns.add_task(smoke_tasks.smoke)
+    ns.add_task(bench_tasks.bench)
     for t in (
         operate.migrate,
         operate.compose_up,

@@ -1,0 +1,137 @@
+"""`inv bench --quick` on a real engine: the results document has every field, and nothing is left behind.
+
+Structure only: on a shared machine any timing assertion would be a coin toss, so the numbers are
+checked for being numbers, never for their size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from atbb_kit import bench as B
+from tests.conftest import run_inv
+from tests.e2e.conftest import _unavailable
+
+FIGURE_FIELDS = {
+    "key",
+    "section",
+    "label",
+    "unit",
+    "value",
+    "baseline",
+    "baseline_label",
+    "ratio",
+    "target",
+    "met",
+    "verdict",
+    "samples",
+    "note",
+}
+# Measured in a quick run too; the dependency-added rebuild is the only figure --quick leaves out.
+NOT_IN_QUICK = {"build.dependency_added_seconds"}
+
+
+@pytest.fixture(scope="module")
+def quick_bench(docker_client, test_images, tmp_path_factory):
+    # The proxy section runs the host's wrk inside the app container's network namespace.
+    missing = [tool for tool in ("wrk", "nsenter") if shutil.which(tool) is None]
+    if missing:
+        _unavailable(f"inv bench needs {', '.join(missing)} (scripts/bootstrap.sh installs them)")
+    if os.geteuid() != 0:
+        _unavailable("inv bench's proxy section needs root (nsenter into a container's network namespace)")
+    out = tmp_path_factory.mktemp("bench")
+    # Not the default bench/results.json: a test must not replace the numbers of someone's full run.
+    paths = {"json": out / "results.json", "markdown": out / "results.md"}
+    proc = run_inv(
+        "bench",
+        "--quick",
+        "--json",
+        str(paths["json"]),
+        "--markdown",
+        str(paths["markdown"]),
+        env=test_images,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return json.loads(paths["json"].read_text()), paths["markdown"].read_text(), proc
+
+
+def test_document_has_every_top_level_and_machine_field(quick_bench):
+    doc, _, _ = quick_bench
+    assert tuple(doc) == B.DOCUMENT_FIELDS
+    assert doc["schema_version"] == B.SCHEMA_VERSION
+    assert doc["mode"] == "quick"
+    assert doc["sections_requested"] == list(B.SECTIONS)
+    machine = doc["machine"]
+    assert set(B.MACHINE_FIELDS) <= set(machine)
+    assert isinstance(machine["cores"], int) and machine["cores"] > 0
+    assert isinstance(machine["memory_bytes"], int) and machine["memory_bytes"] > 0
+    assert machine["docker_server_version"] not in ("", "?")
+    assert machine["base_image"]["id"].startswith("sha256:")
+    assert machine["postgres_image"]["id"].startswith("sha256:")
+    assert len(machine["kit_git_sha"]) in (40, 64)
+    assert isinstance(machine["kit_dirty"], bool)
+    assert machine["builder"] in ("buildx", "buildkit", "classic")
+
+
+def test_every_section_ran(quick_bench):
+    doc, _, _ = quick_bench
+    assert set(doc["sections"]) == set(B.SECTIONS)
+    for name, section in doc["sections"].items():
+        assert section["status"] == "ok", (name, section)
+        assert isinstance(section["seconds"], float)
+
+
+def test_every_figure_is_there_with_every_field(quick_bench):
+    doc, _, _ = quick_bench
+    keys = [f["key"] for f in doc["figures"]]
+    assert keys == [s.key for s in B.catalog(quick=True)]
+    for fig in doc["figures"]:
+        assert set(fig) == FIGURE_FIELDS, fig["key"]
+        if fig["key"] in NOT_IN_QUICK:
+            assert fig["value"] is None
+            assert fig["note"]
+            continue
+        assert isinstance(fig["value"], int | float), fig
+        assert fig["verdict"] in (B.MET, B.NOT_MET, B.NO_TARGET), fig
+        if fig["target"] is not None:
+            assert isinstance(fig["met"], bool), fig
+            assert set(fig["target"]) == {"compare", "op", "limit", "text"}
+        if fig["baseline_label"]:
+            assert isinstance(fig["baseline"], int | float), fig
+            assert isinstance(fig["ratio"], int | float), fig
+
+
+def test_raw_measurements_are_kept(quick_bench):
+    doc, _, _ = quick_bench
+    details = doc["details"]
+    assert len(details["start"]["runs"]) == B.settings_for(True).start_runs
+    cells = details["proxy"]["cells"]
+    assert set(cells) == {f"{r}.c{c}" for r in B.ROUTES for c in B.CONNECTIONS}
+    for cell in cells.values():
+        for path in ("direct", "proxied"):
+            segments = cell[path]["segments"]
+            assert len(segments) == B.settings_for(True).segments
+            assert all({"requests", "rps", "latency_ms"} <= set(s) for s in segments)
+            assert all({"50", "99"} <= set(s["latency_ms"]) for s in segments)
+    assert {"base", "kit", "naive"} <= set(details["image"])
+
+
+def test_markdown_and_table_name_the_targets(quick_bench):
+    _, markdown, proc = quick_bench
+    assert "| figure | value | baseline | ratio | target | met |" in markdown
+    for label in ("≤ 35% of cold", "< 2 s", "≥ 70% of direct", "≤ 1.5× bare", "< 30 MB"):
+        assert label in markdown
+        assert label in proc.stdout
+
+
+def test_nothing_is_left_behind(quick_bench, docker_client):
+    doc, _, _ = quick_bench
+    selector = {"label": f"{B.LABEL}={doc['run_id']}"}
+    assert docker_client.containers.list(all=True, filters=selector) == []
+    assert docker_client.networks.list(filters=selector) == []
+    assert docker_client.images.list(filters=selector) == []

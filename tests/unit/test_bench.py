@@ -1,0 +1,463 @@
+"""The pure half of `inv bench`: targets, wrk parsing, the ABBA schedule, rows and documents. No Docker, no timing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from atbb_kit import bench as B
+from tests.conftest import ROOT
+
+# --- targets and figures ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("compare", "op", "limit", "value", "ratio", "expected"),
+    [
+        ("ratio", "<=", 0.35, 10.0, 0.35, True),  # the boundary counts as met for <=
+        ("ratio", "<=", 0.35, 10.0, 0.351, False),
+        ("ratio", ">=", 0.70, 5000.0, 0.70, True),
+        ("ratio", ">=", 0.70, 5000.0, 0.69, False),
+        ("value", "<", 2.0, 2.0, None, False),  # strictly under
+        ("value", "<", 2.0, 1.99, None, True),
+        ("value", "<=", 2.0, -3.0, 0.5, True),  # a negative added latency is noise, and within target
+        ("value", ">", 1.0, 1.5, None, True),
+        ("ratio", "<=", 1.5, 1.0, None, None),  # no baseline: cannot judge
+        ("value", "<", 30e6, None, None, None),  # not measured: cannot judge
+    ],
+)
+def test_target_evaluation(compare, op, limit, value, ratio, expected):
+    assert B.Target(compare, op, limit, "t").met(value, ratio) is expected
+
+
+SPEC_RATIO = B.Spec("x.r", "build", "r", "s", "cold", B.Target("ratio", "<=", 0.35, "≤ 35% of cold"))
+SPEC_VALUE = B.Spec("x.v", "start", "v", "s", target=B.Target("value", "<", 2.0, "< 2 s"))
+SPEC_INFO = B.Spec("x.i", "image", "i", "bytes")
+
+
+@pytest.mark.parametrize(
+    ("figure", "ratio", "verdict"),
+    [
+        (B.Figure(SPEC_RATIO, 7.0, 20.0), 0.35, B.MET),
+        (B.Figure(SPEC_RATIO, 12.0, 20.0), 0.6, B.NOT_MET),
+        (B.Figure(SPEC_RATIO, 12.0, None), None, B.NOT_MEASURED),  # no baseline: the ratio was not measured
+        (B.Figure(SPEC_RATIO, 12.0, 0.0), None, B.NOT_MEASURED),  # never divide by zero
+        (B.Figure(SPEC_VALUE, 0.6), None, B.MET),
+        (B.Figure(SPEC_VALUE, 2.4), None, B.NOT_MET),
+        (B.Figure(SPEC_INFO, 1e6), None, B.NO_TARGET),
+        (B.Figure(SPEC_VALUE, None), None, B.NOT_MEASURED),
+        (B.Figure(SPEC_INFO, None), None, B.NOT_MEASURED),
+    ],
+)
+def test_figure_ratio_and_verdict(figure, ratio, verdict):
+    assert figure.ratio == pytest.approx(ratio) if ratio is not None else figure.ratio is None
+    assert figure.verdict == verdict
+
+
+def test_figure_json_carries_the_target_and_the_verdict():
+    data = B.Figure(SPEC_RATIO, 7.0, 20.0, samples=(7.0, 7.2)).to_json()
+    assert data["ratio"] == pytest.approx(0.35)
+    assert data["met"] is True
+    assert data["verdict"] == "met"
+    assert data["target"] == {"compare": "ratio", "op": "<=", "limit": 0.35, "text": "≤ 35% of cold"}
+    assert data["samples"] == [7.0, 7.2]
+
+
+# The targets of issue 9, as the catalog must state them.
+TARGETS = [
+    ("cli.list_seconds", "ratio", "<=", 1.5),
+    ("cli.tags_seconds", "ratio", "<=", 3.0),
+    ("cli.config_check_seconds", "ratio", "<=", 3.0),
+    ("build.no_change_seconds", "ratio", "<=", 0.05),
+    ("build.source_change_seconds", "ratio", "<=", 0.35),
+    ("image.added_vs_naive_bytes", "ratio", "<=", 0.15),
+    ("image.added_bytes", "value", "<", 30_000_000),
+    ("start.first_200_seconds", "value", "<", 2.0),
+    ("proxy.ping.c8.rps", "ratio", ">=", 0.70),
+    ("proxy.ping.c64.rps", "ratio", ">=", 0.70),
+    ("proxy.page.c8.rps", "ratio", ">=", 0.90),
+    ("proxy.page.c64.rps", "ratio", ">=", 0.90),
+    ("proxy.ping.c8.p99_added_ms", "value", "<=", 2.0),
+    ("proxy.page.c8.p99_added_ms", "value", "<=", 2.0),
+    ("bench.total_seconds", "value", "<", 900.0),
+]
+
+
+@pytest.mark.parametrize(("key", "compare", "op", "limit"), TARGETS)
+def test_catalog_states_the_issue_targets(key, compare, op, limit):
+    target = B.spec_index(B.catalog())[key].target
+    assert (target.compare, target.op, target.limit) == (compare, op, limit)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "build.cold_seconds",
+        "build.dependency_added_seconds",  # report only
+        "start.healthy_seconds",
+        "proxy.ping.c64.p99_added_ms",  # the p99 target is for 8 connections
+        "proxy.page.c8.p50_ms",
+        "cli.bare_list_seconds",
+    ],
+)
+def test_report_only_figures_have_no_target(key):
+    assert B.spec_index(B.catalog())[key].target is None
+
+
+def test_catalog_keys_are_unique_and_belong_to_known_sections():
+    specs = B.catalog()
+    assert len({s.key for s in specs}) == len(specs)
+    assert {s.section for s in specs} == {*B.SECTIONS, "bench"}
+    assert all(s.key.startswith(f"{s.section}.") for s in specs)
+
+
+@pytest.mark.parametrize(
+    ("quick", "complete", "limit"),
+    [(False, True, 900.0), (True, True, 180.0), (False, False, None), (True, False, None)],
+)
+def test_wall_time_target_depends_on_mode_and_completeness(quick, complete, limit):
+    target = B.spec_index(B.catalog(quick=quick, complete=complete))["bench.total_seconds"].target
+    assert (target.limit if target else None) == limit
+
+
+def test_fill_keeps_catalog_order_and_says_why_a_figure_is_empty():
+    specs = B.catalog()
+    index = B.spec_index(specs)
+    measured = {"start.first_200_seconds": B.Figure(index["start.first_200_seconds"], 0.6)}
+    figures = B.fill(specs, measured, {"build": "section failed: boom"})
+    assert [f.spec.key for f in figures] == [s.key for s in specs]
+    by_key = {f.spec.key: f for f in figures}
+    assert by_key["start.first_200_seconds"].value == 0.6
+    assert by_key["build.cold_seconds"].value is None
+    assert by_key["build.cold_seconds"].note == "section failed: boom"
+    assert by_key["cli.list_seconds"].note == "not measured"
+
+
+# --- wrk -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("252.00us", 0.252), ("1.87ms", 1.87), ("1.02s", 1020.0), ("1.00m", 60_000.0), ("0.00us", 0.0), (" 3ms ", 3.0)],
+)
+def test_wrk_durations(text, ms):
+    assert B.duration_ms(text) == pytest.approx(ms)
+
+
+@pytest.mark.parametrize("text", ["", "12", "1.2 ms", "5ns", "-1ms"])
+def test_wrk_durations_refuse_garbage(text):
+    with pytest.raises(ValueError, match="not a wrk duration"):
+        B.duration_ms(text)
+
+
+WRK_OK = """\
+Running 2s test @ http://127.0.0.1:80/api/ping
+  2 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   746.00us    1.23ms  29.45ms   95.12%
+    Req/Sec     4.82k     2.01k    8.43k    62.50%
+  Latency Distribution
+     50%  746.00us
+     75%    1.01ms
+     90%    1.50ms
+     99%   15.42ms
+  18262 requests in 2.00s, 5.12MB read
+Requests/sec:   9128.55
+Transfer/sec:      2.56MB
+"""
+
+WRK_ERRORS = """\
+Running 1m test @ http://127.0.0.1:3001/
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    76.05ms   40.11ms   1.02s    88.00%
+    Req/Sec   368.12     83.28   470.00     72.50%
+  Latency Distribution
+     50%   76.05ms
+     75%   90.00ms
+     90%  120.50ms
+     99%    1.02s
+  43986 requests in 1.00m, 44.12MB read
+  Socket errors: connect 0, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 12
+Requests/sec:    733.11
+Transfer/sec:    752.90KB
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "requests", "seconds", "rps", "latency", "socket", "non_2xx"),
+    [
+        (WRK_OK, 18262, 2.0, 9128.55, {50: 0.746, 75: 1.01, 90: 1.5, 99: 15.42}, 0, 0),
+        (WRK_ERRORS, 43986, 60.0, 733.11, {50: 76.05, 75: 90.0, 90: 120.5, 99: 1020.0}, 5, 12),
+    ],
+)
+def test_parse_wrk(text, requests, seconds, rps, latency, socket, non_2xx):
+    r = B.parse_wrk(text)
+    assert (r.requests, r.seconds, r.rps) == (requests, pytest.approx(seconds), pytest.approx(rps))
+    assert dict(r.latency_ms) == pytest.approx(latency)
+    assert (r.socket_errors, r.non_2xx, r.errors) == (socket, non_2xx, socket + non_2xx)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("unable to connect to 127.0.0.1:80 Connection refused\n", "did not report a finished run: unable to connect"),
+        ("", r"\(no output\)"),
+        (WRK_OK.replace("  Latency Distribution\n", ""), "no latency distribution"),
+        (WRK_OK.replace("     99%   15.42ms\n", ""), "lacks the 50% or 99% line"),
+    ],
+)
+def test_parse_wrk_refuses_unfinished_runs(text, message):
+    with pytest.raises(ValueError, match=message):
+        B.parse_wrk(text)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "order"),
+    [
+        (1, ("direct", "proxied")),
+        (2, ("direct", "proxied", "proxied", "direct")),
+        (3, ("direct", "proxied", "proxied", "direct", "direct", "proxied")),
+    ],
+)
+def test_abba_interleaves_so_drift_hits_both_paths(pairs, order):
+    assert B.abba(pairs) == order
+
+
+def _wrk(rps, p50, p99, errors=0):
+    return B.WrkResult(int(rps), 1.0, rps, {50: p50, 99: p99}, non_2xx=errors)
+
+
+def test_path_stats_are_medians_of_segments():
+    stats = B.PathStats.of([_wrk(100, 1.0, 9.0), _wrk(300, 2.0, 3.0), _wrk(200, 9.0, 4.0, errors=2)])
+    assert (stats.rps, stats.p50_ms, stats.p99_ms, stats.errors) == (200, 2.0, 4.0, 2)
+    with pytest.raises(ValueError):
+        B.PathStats.of([])
+
+
+def test_proxy_figures_compare_nginx_with_the_direct_path():
+    index = B.spec_index(B.catalog())
+    direct = B.PathStats.of([_wrk(1000, 0.2, 1.0)])
+    proxied = B.PathStats.of([_wrk(800, 0.5, 2.5, errors=3)])
+    figs = {f.spec.key: f for f in B.proxy_figures(index, "ping", 8, direct, proxied)}
+    assert figs["proxy.ping.c8.rps"].ratio == pytest.approx(0.8)
+    assert figs["proxy.ping.c8.rps"].verdict == B.MET
+    assert figs["proxy.ping.c8.p50_ms"].value == 0.5
+    assert figs["proxy.ping.c8.p99_added_ms"].value == pytest.approx(1.5)
+    assert figs["proxy.ping.c8.p99_added_ms"].verdict == B.MET
+    assert "3 via nginx" in figs["proxy.ping.c8.rps"].note
+
+
+# --- commands --------------------------------------------------------------------------------------------
+
+
+def test_wrk_runs_in_the_container_network_namespace():
+    cmd = B.wrk_command(4242, "http://127.0.0.1:80/api/ping", connections=8, seconds=2, threads=2)
+    assert cmd.argv == (
+        "nsenter",
+        "--target=4242",
+        "--net",
+        "--",
+        "wrk",
+        "--threads=2",
+        "--connections=8",
+        "--duration=2s",
+        "--timeout=5s",
+        "--latency",
+        "http://127.0.0.1:80/api/ping",
+    )
+
+
+def test_wrk_never_asks_for_more_threads_than_connections():
+    cmd = B.wrk_command(1, "http://x/", connections=1, seconds=1, threads=4)
+    assert "--threads=1" in cmd.argv
+
+
+def test_with_label_goes_before_the_build_context():
+    from atbb_kit.runner import Command
+
+    cmd = Command(("docker", "build", "--tag", "t", "/ctx"), env={"DOCKER_BUILDKIT": "1"})
+    labelled = B.with_label(cmd, "atbb.bench", "abc")
+    assert labelled.argv == ("docker", "build", "--tag", "t", "--label", "atbb.bench=abc", "/ctx")
+    assert labelled.env == {"DOCKER_BUILDKIT": "1"}
+
+
+@pytest.mark.parametrize(
+    ("paths", "picked"),
+    [
+        (["packages/db/src/index.ts", "apps/web/src/render.ts", "apps/appview/src/app.ts"], "apps/appview/src/app.ts"),
+        (["packages/db/src/index.ts", "packages/config/src/index.ts"], "packages/config/src/index.ts"),
+        (["apps/web/test/x.test.mjs", "apps/web/src/app.ts"], "apps/web/src/app.ts"),  # only src/ counts
+        (["apps/web/node_modules/x/src/a.js", "apps/web/src/b.mjs"], "apps/web/src/b.mjs"),
+        (["apps/web/src/style.css", "README.md"], None),
+        ([], None),
+    ],
+)
+def test_pick_source_file(paths, picked):
+    assert B.pick_source_file(paths) == picked
+
+
+@pytest.mark.parametrize(
+    ("text", "sections"),
+    [
+        (None, B.SECTIONS),
+        ("", B.SECTIONS),
+        ("proxy", ("proxy",)),
+        ("proxy, build", ("build", "proxy")),  # always in execution order
+        ("image,image", ("image",)),
+    ],
+)
+def test_parse_only(text, sections):
+    assert B.parse_only(text) == sections
+
+
+@pytest.mark.parametrize("text", ["proxies", "build,nope", ","])
+def test_parse_only_refuses_unknown_sections(text):
+    with pytest.raises(ValueError, match="choose from cli, build, image, start, proxy"):
+        B.parse_only(text)
+
+
+@pytest.mark.parametrize(
+    ("quick", "start_runs", "wrk_seconds", "segments", "dependency"), [(False, 5, 10, 5, True), (True, 2, 3, 3, False)]
+)
+def test_settings_per_mode(quick, start_runs, wrk_seconds, segments, dependency):
+    s = B.settings_for(quick)
+    assert (s.start_runs, s.wrk_seconds, s.segments, s.dependency_step) == (
+        start_runs,
+        wrk_seconds,
+        segments,
+        dependency,
+    )
+    assert s.cli_runs == 10
+    assert s.segments * s.wrk_segment_seconds == s.wrk_seconds
+
+
+# --- display and documents -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (None, "s", "—"),
+        (19_600_000, "bytes", "19.6 MB"),
+        (0.123, "s", "0.12 s"),
+        (512.4, "s", "512 s"),
+        (21234.36, "rps", "21,234 req/s"),
+        (1.5, "ms", "1.50 ms"),
+        (-4.43, "ms", "-4.43 ms"),
+    ],
+)
+def test_format_value(value, unit, text):
+    assert B.format_value(value, unit) == text
+
+
+@pytest.mark.parametrize(
+    ("ratio", "style", "text"),
+    [
+        (None, "share", "—"),
+        (0.354, "share", "35%"),
+        (1.234, "multiple", "1.23×"),
+        (-0.0007, "share", "0%"),  # never "-0%"
+        (-0.05, "share", "-5%"),
+    ],
+)
+def test_format_ratio(ratio, style, text):
+    assert B.format_ratio(ratio, style) == text
+
+
+def test_table_rows_name_every_target_with_its_ratio():
+    index = B.spec_index(B.catalog())
+    figures = [
+        B.Figure(index["build.source_change_seconds"], 12.0, 20.0),
+        B.Figure(index["cli.list_seconds"], 0.2, 0.16),
+        B.Figure(index["image.added_bytes"], 19_600_000),
+        B.Figure(index["start.healthy_seconds"], 10.4),
+        B.Figure(index["proxy.ping.c8.rps"], None, note="section failed: nsenter"),
+    ]
+    assert B.table_rows(figures) == [
+        ("rebuild after one source file changed", "12.00 s", "20.00 s (cold)", "60%", "≤ 35% of cold", "NOT MET"),
+        ("`inv --list`", "0.20 s", "0.16 s (bare --list)", "1.25×", "≤ 1.5× bare", "met"),
+        ("bytes the kit image adds over the base", "19.6 MB", "", "", "< 30 MB", "met"),
+        ("docker run → HEALTHCHECK healthy", "10.40 s", "", "", "", ""),
+        ("/api/ping c8: requests/s via nginx", "—", "", "", "≥ 70% of direct", "not measured"),
+    ]
+    assert B.COLUMNS == ("figure", "value", "baseline", "ratio", "target", "met")
+
+
+MACHINE = {
+    "cores": 2,
+    "memory_bytes": 24 * 2**30,
+    "kernel": "6.1.0",
+    "python": "3.11.7",
+    "docker_server_version": "20.10.24",
+    "docker_api_version": "1.41",
+    "builder": "buildkit",
+    "base_image": {"ref": "atbb-standin/node:22", "id": "sha256:" + "a" * 64},
+    "postgres_image": {"ref": "atbb-standin/postgres:16", "id": "sha256:" + "b" * 64},
+    "kit_git_sha": "c" * 40,
+    "kit_dirty": True,
+    "load_average_start": [1.0, 2.0, 3.0],
+    "load_average_end": [2.0, 2.0, 3.0],
+}
+
+
+def _doc(figures, sections=None):
+    return B.document(
+        run_id="abcd1234",
+        mode="full",
+        requested=B.SECTIONS,
+        started_at="2025-01-01T00:00:00Z",
+        total_seconds=612.0,
+        machine=MACHINE,
+        settings=B.settings_for(False).to_json(),
+        sections=sections or {name: {"status": "ok", "error": None} for name in B.SECTIONS},
+        figures=figures,
+        details={"proxy": {"cells": {}}},
+    )
+
+
+def test_document_shape():
+    index = B.spec_index(B.catalog())
+    doc = _doc([B.Figure(index["start.first_200_seconds"], 0.6)])
+    assert tuple(doc) == B.DOCUMENT_FIELDS
+    assert set(B.MACHINE_FIELDS) <= set(doc["machine"])
+    assert doc["schema_version"] == B.SCHEMA_VERSION
+    assert doc["figures"][0]["key"] == "start.first_200_seconds"
+    assert set(doc["settings"]) >= {"quick", "start_runs", "wrk_seconds", "wrk_connections", "cli_runs"}
+
+
+def test_markdown_has_machine_facts_table_and_notes():
+    index = B.spec_index(B.catalog())
+    figures = [
+        B.Figure(index["build.source_change_seconds"], 12.0, 20.0),
+        B.Figure(index["start.healthy_seconds"], 10.4),
+        B.Figure(index["proxy.ping.c8.rps"], None, note="wrk | failed"),
+    ]
+    sections = {name: {"status": "ok", "error": None} for name in B.SECTIONS}
+    sections["proxy"] = {"status": "failed", "error": "nsenter: permission denied"}
+    text = B.render_markdown(_doc(figures, sections), figures)
+    lines = text.splitlines()
+    assert lines[0] == "# atBB kit: latest benchmark results"
+    assert "- kit commit `" + "c" * 40 + "` (working tree had uncommitted changes)" in lines
+    assert any("2 cores, 24.0 GiB" in ln and "Docker server 20.10.24" in ln for ln in lines)
+    assert any("`atbb-standin/node:22`" in ln for ln in lines)
+    assert "| figure | value | baseline | ratio | target | met |" in lines
+    assert (
+        "| rebuild after one source file changed | 12.00 s | 20.00 s (cold) | 60% | ≤ 35% of cold | **NOT MET** |"
+        in (lines)
+    )
+    assert "- /api/ping c8: requests/s via nginx: wrk \\| failed" in lines  # pipes escaped
+    assert any("Docker 20.10 runs the first probe" in ln for ln in lines)
+    assert "- proxy: failed — nsenter: permission denied" in lines
+    assert text.endswith("\n")
+
+
+def test_importing_the_tasks_does_not_import_the_bench():
+    # `inv --list` must not pay for the bench modules (or rich, or the Docker SDK) at import time.
+    heavy = ("atbb_kit.bench", "rich", "docker")
+    code = f"import sys, atbb_kit.tasks; print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
