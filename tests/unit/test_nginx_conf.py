@@ -83,7 +83,7 @@ def test_no_static_location_without_static_path():
 def test_health_path_is_the_unlogged_local_probe():
     text = nginx_conf.render(make_cfg(health="/api/healthz"))
     assert '"127.0.0.1 /api/healthz" 0;' in text
-    assert "access_log /dev/stdout atbb_json if=$atbb_loggable;" in text
+    assert "access_log /dev/stdout atbb_json buffer=64k flush=100ms if=$atbb_loggable;" in text
 
 
 def test_listen_and_runtime_dir_are_parameters_for_unprivileged_tests():
