@@ -588,34 +588,9 @@ class BenchRun:
 
     def cleanup(self) -> list[str]:
         """Remove every container, network and image carrying this run's label, and the temp folders."""
-        from docker.errors import DockerException, NotFound
+        from atbb_kit.engine import remove_labelled
 
-        problems: list[str] = []
-        selector = {"label": f"{B.LABEL}={self.run_id}"}
-        groups = (
-            ("container", lambda: self.client.containers.list(all=True, filters=selector, ignore_removed=True)),
-            ("network", lambda: self.client.networks.list(filters=selector)),
-            # Ids are this run's own (the label is part of the image config), so force only drops our tags.
-            ("image", lambda: self.client.images.list(filters=selector)),
-        )
-        for kind, lister in groups:
-            try:
-                found = lister()
-            except DockerException as exc:
-                problems.append(f"cannot list {kind}s: {exc}")
-                continue
-            for obj in found:
-                try:
-                    if kind == "container":
-                        obj.remove(force=True, v=True)
-                    elif kind == "image":
-                        self.client.images.remove(obj.id, force=True)
-                    else:
-                        obj.remove()
-                except NotFound:
-                    pass
-                except DockerException as exc:
-                    problems.append(f"{kind} {getattr(obj, 'name', obj.id)}: {str(exc).splitlines()[0][:200]}")
+        problems = remove_labelled(self.client, f"{B.LABEL}={self.run_id}", ("container", "network", "image"))
         for path in self._temp_dirs:
             shutil.rmtree(path, ignore_errors=True)
         return problems

@@ -208,3 +208,47 @@ def compose_health(project: str, service: str) -> str:
     state = found[0].attrs["State"]
     health = state.get("Health", {}).get("Status")
     return state["Status"] if state["Status"] != "running" else (health or "running")
+
+
+# Removal order matters: a network or volume still used by a container cannot be removed.
+_SWEEP_ORDER = ("container", "volume", "network", "image")
+
+
+def remove_labelled(docker_client, label: str, kinds=_SWEEP_ORDER) -> list[str]:
+    """Remove every object of `kinds` labelled `label` ("key=value"); return what could not be removed.
+
+    Throwaway runs (smoke, bench) label everything they create and sweep by label, so cleanup also
+    finds objects whose creation was interrupted half-way, and never touches anyone else's.
+    """
+    from docker.errors import DockerException, NotFound
+
+    selector = {"label": label}
+    listers = {
+        # ignore_removed: a container that vanishes between the list and its inspect is not an error.
+        "container": lambda: docker_client.containers.list(all=True, filters=selector, ignore_removed=True),
+        "volume": lambda: docker_client.volumes.list(filters=selector),
+        "network": lambda: docker_client.networks.list(filters=selector),
+        "image": lambda: docker_client.images.list(filters=selector),
+    }
+    removers = {
+        "container": lambda obj: obj.remove(force=True, v=True),
+        "volume": lambda obj: obj.remove(force=True),
+        "network": lambda obj: obj.remove(),
+        # Image ids carry the run's label in their config, so force only drops the run's own tags.
+        "image": lambda obj: docker_client.images.remove(obj.id, force=True),
+    }
+    problems: list[str] = []
+    for kind in (k for k in _SWEEP_ORDER if k in kinds):
+        try:
+            found = listers[kind]()
+        except DockerException as exc:
+            problems.append(f"cannot list {kind}s: {exc}")
+            continue
+        for obj in found:
+            try:
+                removers[kind](obj)
+            except NotFound:
+                pass
+            except DockerException as exc:
+                problems.append(f"{kind} {getattr(obj, 'name', obj.id)}: {str(exc).splitlines()[0][:200]}")
+    return problems

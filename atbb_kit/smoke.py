@@ -750,30 +750,9 @@ class SmokeRun:
 
     def cleanup(self) -> list[str]:
         """Remove every object carrying this run's label; return what could not be removed."""
-        from docker.errors import DockerException, NotFound
+        from atbb_kit.engine import remove_labelled
 
-        problems: list[str] = []
-        sel = self.selector
-        # Containers first: a network or volume in use cannot be removed.
-        groups = (
-            ("container", self._containers, {"force": True, "v": True}),
-            ("volume", lambda: self.client.volumes.list(filters=sel), {"force": True}),
-            ("network", lambda: self.client.networks.list(filters=sel), {}),
-        )
-        for kind, lister, kwargs in groups:
-            try:
-                objects = lister()
-            except DockerException as exc:
-                problems.append(f"cannot list {kind}s: {exc}")
-                continue
-            for obj in objects:
-                try:
-                    obj.remove(**kwargs)
-                except NotFound:
-                    pass
-                except DockerException as exc:
-                    problems.append(f"{kind} {obj.name}: {str(exc).splitlines()[0][:EXCERPT]}")
-        return problems
+        return remove_labelled(self.client, self.selector["label"], ("container", "volume", "network"))
 
 
 def cleanup_hint(run_id: str) -> str:
