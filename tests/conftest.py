@@ -22,6 +22,24 @@ def run_inv(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, tim
     )
 
 
+NOBODY = 65534
+
+
+def unprivileged_stdio(*files: Path) -> dict:
+    """subprocess kwargs that run a server as nobody when the tests run as root, as the image does.
+
+    Like runc with a container's stdio, the files it writes stdout/stderr to are created and handed to
+    that user first, so an nginx config naming /dev/stdout can open it.
+    """
+    for f in files:
+        f.touch()
+    if os.geteuid() != 0:
+        return {}
+    for f in files:
+        os.chown(f, NOBODY, NOBODY)
+    return {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+
+
 @pytest.fixture
 def kit_copy(tmp_path: Path) -> Path:
     """A scratch folder holding a copy of atbb.yaml, for config tests that edit it."""

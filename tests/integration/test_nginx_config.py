@@ -27,12 +27,11 @@ from types import SimpleNamespace as NS
 import pytest
 
 from atbb_kit import nginx_conf
-from tests.conftest import ROOT
+from tests.conftest import NOBODY, ROOT, unprivileged_stdio
 
 pytestmark = pytest.mark.integration
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-NOBODY = 65534
 CSS = "body { color: #333; }\n" * 40
 TEXT = "atBB says hello. " * 100
 
@@ -97,16 +96,9 @@ def _launch_nginx(cfg, workdir: Path) -> NS:
     conf.write_text(nginx_conf.render(cfg, listen=listen, runtime_dir=str(runtime)))
     conf.chmod(0o644)
     log_path = workdir / "stdout.log"
-    log_path.touch()
     err_path = workdir / "stderr.log"
-    err_path.touch()
-    kwargs: dict = {}
-    if os.geteuid() == 0:
-        # The image runs nginx's master as a non-root user; so do we. Like runc does for a
-        # container's stdio, hand nginx's stdout/stderr to that user so /dev/stdout can be opened.
-        kwargs = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
-        os.chown(log_path, NOBODY, NOBODY)
-        os.chown(err_path, NOBODY, NOBODY)
+    # The image runs nginx's master as a non-root user; so do we.
+    kwargs = unprivileged_stdio(log_path, err_path)
     with open(log_path, "ab") as out, open(err_path, "ab") as err:
         proc = subprocess.Popen([NGINX, "-e", "stderr", "-c", str(conf)], stdout=out, stderr=err, cwd=workdir, **kwargs)
     deadline = time.monotonic() + 10

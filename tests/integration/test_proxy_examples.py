@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, unprivileged_stdio
 from tests.unit.test_docs import FOREIGN_LINES, quoted_lines
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,6 @@ NGINX_SITE = DOCS / "nginx-proxy.conf.example"
 TRAEFIK = DOCS / "traefik.example.yml"
 DOMAIN = "forum.example.com"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-NOBODY = 65534
 
 
 def _config():
@@ -86,30 +85,26 @@ def caddy_env(home: Path) -> dict[str, str]:
     }
 
 
-def test_caddyfile_validates_offline(tmp_path):
-    caddy = _require("caddy")
-    result = subprocess.run(
-        [caddy, "validate", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+def _caddy_on_example(verb: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`caddy validate` or `caddy adapt` on docs/Caddyfile.example, offline, in a private home."""
+    return subprocess.run(
+        [_require("caddy"), verb, "--config", str(CADDYFILE), "--adapter", "caddyfile"],
         capture_output=True,
         text=True,
         env=caddy_env(tmp_path),
         timeout=60,
         check=False,
     )
+
+
+def test_caddyfile_validates_offline(tmp_path):
+    result = _caddy_on_example("validate", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Valid configuration" in result.stdout + result.stderr
 
 
 def test_caddyfile_proxies_the_domain_to_the_host_port(tmp_path):
-    caddy = _require("caddy")
-    result = subprocess.run(
-        [caddy, "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
-        capture_output=True,
-        text=True,
-        env=caddy_env(tmp_path),
-        timeout=60,
-        check=False,
-    )
+    result = _caddy_on_example("adapt", tmp_path)
     assert result.returncode == 0, result.stderr
     text = result.stdout
     config = json.loads(text)
@@ -326,14 +321,7 @@ def test_guide_quotes_what_nginx_prints_when_port_80_is_refused(open_tmp):
     conf.write_text(nginx_conf.render(_config(), listen=80, runtime_dir=str(run)))
     conf.chmod(0o644)
     out, err = open_tmp / "stdout.log", open_tmp / "stderr.log"
-    out.touch()
-    err.touch()
-    kwargs: dict = {}
-    if os.geteuid() == 0:
-        # As runc does for a container's stdio, the unprivileged nginx gets stdout/stderr it may open.
-        kwargs = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
-        os.chown(out, NOBODY, NOBODY)
-        os.chown(err, NOBODY, NOBODY)
+    kwargs = unprivileged_stdio(out, err)
     with out.open("ab") as stdout, err.open("ab") as stderr:
         result = subprocess.run(
             [NGINX, "-e", "stderr", "-c", str(conf)], stdout=stdout, stderr=stderr, timeout=30, check=False, **kwargs
