@@ -92,6 +92,18 @@ LABEL_ARGS = {
 }
 
 
+def cache_source(backend: str) -> str:
+    """`--cache-from` for a buildx cache backend. GitHub's cache service v1 was shut down on 2025-04-15 and
+    some BuildKit releases still default to it (moby/buildkit#5896): `gha` always names the v2 service."""
+    return f"type={backend},version=2" if backend == "gha" else f"type={backend}"
+
+
+def cache_target(backend: str) -> str:
+    """`--cache-to`: every layer (mode=max), and a failed cache export is only a warning (ignore-error=true):
+    a cache outage must never fail a release whose image was built."""
+    return cache_source(backend) + ",mode=max,ignore-error=true"
+
+
 def docker_build(
     docker: str,
     builder: str,
@@ -133,8 +145,8 @@ def docker_build(
                 ("--platform", ",".join(platforms)) if platforms else None,
                 # A multi-platform result cannot be loaded into the local engine: it can only be pushed.
                 "--push" if push else (None if multi else "--load"),
-                ("--cache-from", f"type={cache}") if cache else None,
-                ("--cache-to", f"type={cache},mode=max") if cache else None,
+                ("--cache-from", cache_source(cache)) if cache else None,
+                ("--cache-to", cache_target(cache)) if cache else None,
                 common,
                 str(context),
             ),

@@ -112,10 +112,37 @@ CASES = [
             "--platform",
             "linux/amd64,linux/arm64",
             "--push",
+            # GitHub's cache service v2 (v1 is shut down), and a failed cache export only warns.
             "--cache-from",
-            "type=gha",
+            "type=gha,version=2",
             "--cache-to",
-            "type=gha,mode=max",
+            "type=gha,version=2,mode=max,ignore-error=true",
+            "--file",
+            str(DF),
+            "--tag",
+            "t",
+            "--build-arg",
+            "A=1",
+            "/kit",
+        ),
+        {},
+    ),
+    (
+        # What the publish job runs (`inv image --cache gha`): one platform, loaded for `inv smoke`.
+        "buildx-load-with-gha-cache",
+        build("buildx", platforms=["linux/amd64"], tags=["t"], cache="gha"),
+        (
+            "docker",
+            "buildx",
+            "build",
+            "--progress=plain",
+            "--platform",
+            "linux/amd64",
+            "--load",
+            "--cache-from",
+            "type=gha,version=2",
+            "--cache-to",
+            "type=gha,version=2,mode=max,ignore-error=true",
             "--file",
             str(DF),
             "--tag",
@@ -153,6 +180,19 @@ CASES = [
 def test_docker_build_argv(cmd, expected, env):
     assert cmd.argv == expected
     assert dict(cmd.env) == env
+
+
+@pytest.mark.parametrize(
+    ("backend", "source", "target"),
+    [
+        ("gha", "type=gha,version=2", "type=gha,version=2,mode=max,ignore-error=true"),
+        # version=2 is a gha parameter only; every backend's export failure is non-fatal.
+        ("local", "type=local", "type=local,mode=max,ignore-error=true"),
+    ],
+)
+def test_cache_arguments(backend, source, target):
+    assert commands.cache_source(backend) == source
+    assert commands.cache_target(backend) == target
 
 
 def test_unknown_builder_is_a_bug():
