@@ -98,14 +98,60 @@ def _engine_problem(text: str) -> tuple[str, str]:
 
 
 def image_size(ref: str) -> tuple[str, int] | None:
-    """(image id, size in bytes) of a local image, or None when it is not present."""
+    """(image id, size in bytes) of a local image, or None when it is not present.
+
+    The size is `layers_size`: the uncompressed size of the platform image's layers, the same number on
+    every engine and image store. The inspect request asks for the manifest list (`manifests=1`, API 1.48+;
+    older engines ignore the parameter), which the containerd store needs to report that size.
+    """
     from docker.errors import ImageNotFound
 
+    c = client()
     try:
-        img = client().images.get(ref)
+        img = c.images.get(ref)
     except ImageNotFound:
         return None
-    return img.id, int(img.attrs.get("Size", 0))
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+
+    attrs = img.attrs
+    try:
+        response = c.api._get(c.api._url("/images/{0}/json", ref), params={"manifests": "1"})
+    except (DockerException, RequestException):
+        response = None  # the plain inspect above already answered; the manifest list is a bonus
+    if response is not None and response.ok:
+        attrs = response.json()
+    return img.id, layers_size(attrs)
+
+
+def layers_size(attrs: dict) -> int:
+    """The uncompressed size of the image's layers for its platform, from `docker image inspect` output.
+
+    This is what `image.size_budget_mb` measures, on every engine:
+    - overlay2 (the classic store, Docker < 29 and any engine without the containerd store): `Size` is
+      exactly that, the sum of the unpacked layers.
+    - the containerd image store (Docker 29's default): the image is an OCI index whose `Size` means
+      compressed content only, or compressed plus unpacked, depending on the version (moby#53398, #53426),
+      so it is never used. The platform's entry in `Manifests` carries the unpacked size (`ImageData.Size
+      .Unpacked`; `ImageData.UnpackedSize` on the first engines that listed manifests). Attestation
+      manifests (provenance, SBOM) are not part of what runs and are skipped.
+    Without a `Manifests` list (an engine too old to send it), `Size` is all there is.
+    """
+    manifests = [m for m in attrs.get("Manifests") or [] if m.get("Kind", "image") == "image"]
+    if not manifests:
+        return int(attrs.get("Size") or 0)
+    want = (attrs.get("Os"), attrs.get("Architecture"), attrs.get("Variant") or None)
+
+    def platform(m: dict) -> tuple:
+        p = (m.get("ImageData") or {}).get("Platform") or (m.get("Descriptor") or {}).get("platform") or {}
+        return p.get("os"), p.get("architecture"), p.get("variant") or None
+
+    chosen = [m for m in manifests if platform(m) == want] or [m for m in manifests if platform(m)[:2] == want[:2]]
+    if not chosen:
+        chosen = [m for m in manifests if m.get("Available")] or manifests
+    data = chosen[0].get("ImageData") or {}
+    unpacked = (data.get("Size") or {}).get("Unpacked", data.get("UnpackedSize"))
+    return int(unpacked) if unpacked is not None else int(attrs.get("Size") or 0)
 
 
 @dataclass(frozen=True)
