@@ -17,6 +17,7 @@ Decisions:
 
 from __future__ import annotations
 
+import shlex
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,14 +132,29 @@ def disk_finding(path: str, free_bytes: int) -> Finding:
     return ok(name, shown)
 
 
-def env_finding(path: Path, exists: bool, problems: Sequence[str], fix: str = "") -> Finding:
+def env_finding(
+    path: Path, exists: bool, problems: Sequence[str], fix: str = "", mismatches: Sequence[str] = ()
+) -> Finding:
+    """`mismatches`: lines `docker run --env-file` reads differently (envfile.py), a warning when nothing
+    else is wrong: the kit and Compose read the file as validated, plain docker would not."""
     name = "env file"
     if not exists:
-        fix = f"cp .env.production.example {path} && chmod 600 {path}, then edit it"
+        quoted = shlex.quote(str(path))
+        fix = f"cp .env.production.example {quoted} && chmod 600 {quoted}, then edit it"
         return fail(name, f"{path} does not exist", fix)
     if problems:
         return fail(
-            name, "; ".join(problems), fix or f"edit {path}; every variable is described in .env.production.example"
+            name,
+            "; ".join(problems),
+            fix or f"edit {shlex.quote(str(path))}; every variable is described in .env.production.example",
+        )
+    if mismatches:
+        lines = "; ".join(mismatches)
+        return warn(
+            name,
+            f"{path} is valid for the kit and Compose, but docker run --env-file reads {len(mismatches)} "
+            f"line(s) differently: {lines}",
+            "write each variable as NAME=value: no quotes, no `export`, no spaces around =, no # after it",
         )
     return ok(name, f"{path}: every required variable is set and well-formed")
 
@@ -148,7 +164,7 @@ def permission_finding(path: Path, exists: bool, warning: str | None) -> Finding
     if not exists:
         return not_checked(name, f"{path} does not exist")
     if warning:
-        return warn(name, f"{path} is readable by other users", f"chmod 600 {path}")
+        return warn(name, f"{path} is readable by other users", shlex.join(["chmod", "600", str(path)]))
     return ok(name, f"{path} is private to its owner")
 
 
@@ -324,9 +340,13 @@ class Probe:
         from atbb_kit import envfile
 
         def fetch():
-            if not self.env_path.is_file():
+            env = self.cfg.env
+            try:
+                report = envfile.examine(self.env_path, env.required, (*env.optional, *env.secret))
+            except envfile.MissingEnvFile:
                 return False, None, None
-            report = envfile.validate(envfile.read(self.env_path), self.cfg.env.required, self.env_path.name)
+            except KitError as exc:  # a folder, unreadable, not UTF-8, too large: a file that cannot be used
+                return True, envfile.EnvReport({}, (exc.what,)), None
             return True, report, envfile.permission_warning(self.env_path)
 
         return self._once("env", fetch)
@@ -372,7 +392,8 @@ def check_env(p: Probe) -> Finding:
         placeholder_problems(report.values, example_values(p.cfg), p.cfg.env.secret, p.env_path.name) if report else []
     )
     fix = PLACEHOLDER_FIX if placeholders and not problems else ""
-    return env_finding(p.env_path, exists, problems + placeholders, fix)
+    mismatches = report.mismatches if report else ()
+    return env_finding(p.env_path, exists, problems + placeholders, fix, mismatches)
 
 
 def example_values(cfg: Config) -> dict[str, str | None]:
@@ -385,6 +406,8 @@ def example_values(cfg: Config) -> dict[str, str | None]:
 
 def check_permissions(p: Probe) -> Finding:
     exists, _, warning = p.env()
+    if exists and not p.env_path.is_file():
+        return not_checked("env file permissions", f"{p.env_path} is not a file (see above)")
     return permission_finding(p.env_path, exists, warning)
 
 
@@ -431,7 +454,8 @@ def check_database(p: Probe) -> Finding:
         )
     image = p.cfg.compose.postgres_image
     if engine.image_size(image) is None:
-        return not_checked(name, f"it runs psql from {image}, which is not present locally", f"docker pull {image}")
+        pull = shlex.join(["docker", "pull", image])
+        return not_checked(name, f"it runs psql from {image}, which is not present locally", pull)
     cmd = backup.connection_check(p.cli(), image, backup.pg_env(target), network)
     result = p.run.run(cmd, check=False, capture=True, quiet=True)
     via = f" (on network {network})" if network else ""
@@ -470,7 +494,8 @@ def check_postgres_image(p: Probe) -> Finding:
     ref = p.cfg.compose.postgres_image
     if not p.engine_ok():
         return not_checked(name, "the Docker engine does not answer")
-    return image_finding(name, ref, engine.image_size(ref), f"Compose pulls it on the first start (docker pull {ref})")
+    pull = shlex.join(["docker", "pull", ref])
+    return image_finding(name, ref, engine.image_size(ref), f"Compose pulls it on the first start ({pull})")
 
 
 @dataclass(frozen=True)

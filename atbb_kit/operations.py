@@ -58,7 +58,8 @@ def checked_env(k, env_file: str):
     from atbb_kit.envfile import load_env_file
 
     path = Path(env_file)
-    report = load_env_file(path, k.cfg.env.required)
+    env = k.cfg.env
+    report = load_env_file(path, env.required, (*env.optional, *env.secret))
     for warning in report.warnings:
         say(f"warning: {warning}")
     return path, report

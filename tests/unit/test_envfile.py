@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from atbb_kit.envfile import load_env_file, validate
+from atbb_kit.envfile import examine, load_env_file, parse, validate
 from atbb_kit.errors import EnvFileError
 from tests.conftest import ROOT, run_inv
 
@@ -127,3 +127,193 @@ def test_secret_task_prints_64_hex():
     value = proc.stdout.strip()
     assert len(value) == 64 and int(value, 16) >= 0
     assert run_inv("secret").stdout.strip() != value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Line by line: every line is a variable, a comment or an error; lines docker run reads otherwise are named.
+
+KNOWN = ("FORUM_HANDLE", "FORUM_PASSWORD", "JETSTREAM_URL", "SESSION_TTL_DAYS", "LOG_LEVEL")
+
+# (id, one line, expected problem fragment or None, expected mismatch fragment or None)
+LINES = [
+    ("plain", "LOG_LEVEL=info", None, None),
+    ("comment", "# LOG_LEVEL=info", None, None),
+    ("indented-comment", "   # note", None, None),
+    ("blank", "", None, None),
+    ("empty-value", "FORUM_HANDLE=", None, None),
+    ("hash-in-value", "FORUM_PASSWORD=ab#cd", None, None),
+    ("equals-in-value", "JETSTREAM_URL=wss://j.example/sub?a=b", None, None),
+    ("no-equals", "LOG_LEVEL", "a line without `=`", None),
+    ("bare-word", "hunter2hunter2", "a line without `=`", None),
+    ("no-name", "=info", "not a variable, a comment or a blank line", None),
+    ("unterminated-quote", 'LOG_LEVEL="info', "not a variable, a comment or a blank line", None),
+    ("bad-name", "LOG-LEVEL=info", "not a variable name", None),
+    ("digit-name", "1LOG=info", "not a variable name", None),
+    ("unknown", "SESION_SECRET=x", "SESION_SECRET is not a variable atBB reads (did you mean SESSION_SECRET?)", None),
+    ("unknown-far", "SOMETHING_ELSE=1", "SOMETHING_ELSE is not a variable atBB reads", None),
+    ("lower-case-known", "log_level=info", "log_level is not a variable atBB reads", None),
+    ("control-char", "LOG_LEVEL=in\x01fo", "holds a control character", None),
+    ("nul", "LOG_LEVEL=in\x00fo", "holds a control character", None),
+    ("host-variable-braced", "FORUM_HANDLE=${HOME}", "holds a $NAME or ${NAME} reference", None),
+    ("host-variable-bare", "FORUM_PASSWORD=ab$USER", "holds a $NAME or ${NAME} reference", None),
+    ("host-variable-double-quoted", 'FORUM_HANDLE="${HOME}"', "holds a $NAME", "is quoted"),
+    ("compose-escape", "FORUM_PASSWORD=a$$b", "holds a $NAME", None),
+    ("dollar-digit-is-literal", "FORUM_PASSWORD=a$1", None, None),
+    ("single-quoted-dollar", "FORUM_PASSWORD='a$b'", None, "is quoted"),
+    ("double-quoted", 'LOG_LEVEL="info"', None, "is quoted: docker run --env-file keeps the quotes"),
+    ("single-quoted", "LOG_LEVEL='info'", None, "is quoted"),
+    ("export", "export LOG_LEVEL=info", None, "starts with `export`"),
+    ("space-before-equals", "LOG_LEVEL =info", None, "has a space before the ="),
+    ("space-after-equals", "LOG_LEVEL= info", None, "has a space after the ="),
+    ("inline-comment", "LOG_LEVEL=info # the default", None, "has a # comment after the value"),
+    ("trailing-spaces", "LOG_LEVEL=info   ", None, "ends with spaces"),
+    ("quoted-name", "'LOG_LEVEL'=info", None, "has a quoted name"),
+    ("escape-sequence", 'FORUM_PASSWORD="a\\tb"', None, "is quoted"),
+    ("indented-variable", "   LOG_LEVEL=info", None, None),
+    ("crlf", "LOG_LEVEL=info\r", None, None),
+]
+
+
+@pytest.mark.parametrize(("line", "problem", "mismatch"), [c[1:] for c in LINES], ids=[c[0] for c in LINES])
+def test_each_line_is_a_variable_a_comment_or_an_error(line, problem, mismatch):
+    parsed = parse(line + "\n", ".env", REQUIRED, KNOWN)
+    problems = "\n".join(parsed.problems)
+    mismatches = "\n".join(why for _, _, why in parsed.mismatches)
+    if problem:
+        assert problem in problems and problems.startswith(".env:1: ")
+    else:
+        assert parsed.problems == ()
+    if mismatch:
+        assert mismatch in mismatches
+        assert parsed.mismatches[0][0] == 1
+    else:
+        assert parsed.mismatches == ()
+    # Secrets stay secret: a line that is not a variable is never quoted back.
+    if line.startswith("hunter2"):
+        assert "hunter2" not in problems
+
+
+def test_a_multi_line_value_is_a_mismatch_on_its_first_line():
+    parsed = parse('# head\n\nFORUM_PASSWORD="line one\nline two"\nLOG_LEVEL=info\n', ".env", REQUIRED, KNOWN)
+    assert parsed.mismatches == (
+        (3, "FORUM_PASSWORD", "spans 2 lines: docker run --env-file reads each line on its own"),
+    )
+    assert parsed.values["LOG_LEVEL"] == "info"
+
+
+def test_a_variable_set_twice_is_an_error_naming_both_lines():
+    parsed = parse("LOG_LEVEL=info\n# x\nLOG_LEVEL=debug\n", ".env", REQUIRED, KNOWN)
+    assert parsed.problems == (".env:3: LOG_LEVEL is set again (first on line 1); keep one",)
+
+
+def test_lone_carriage_returns_are_an_error():
+    parsed = parse("LOG_LEVEL=info\rFORUM_HANDLE=x\n", ".env", REQUIRED, KNOWN)
+    assert any("carriage return" in p for p in parsed.problems)
+
+
+def test_known_names_come_from_atbb_yaml_and_the_compose_example():
+    text = "".join(f"{n}=x\n" for n in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "REDIS_URL", "EXTRA_ONE"))
+    assert parse(text, ".env", REQUIRED, ("EXTRA_ONE",)).problems == ()
+    assert parse(text, ".env", REQUIRED, ()).problems == (".env:5: EXTRA_ONE is not a variable atBB reads",)
+
+
+def test_host_variables_are_never_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATBB_TEST_HOST_VALUE", "from-the-host")
+    path = tmp_path / ".env"
+    path.write_text("FORUM_HANDLE='${ATBB_TEST_HOST_VALUE}'\nFORUM_PASSWORD=${ATBB_TEST_HOST_VALUE}\n")
+    path.chmod(0o600)
+    report = examine(path, (), KNOWN)
+    assert report.values["FORUM_HANDLE"] == "${ATBB_TEST_HOST_VALUE}"
+    assert report.values["FORUM_PASSWORD"] == "${ATBB_TEST_HOST_VALUE}"
+    assert "from-the-host" not in repr(report)
+    assert report.problems == (
+        ".env:2: FORUM_PASSWORD holds a $NAME or ${NAME} reference: Compose replaces it with the host's variable, "
+        "docker run and the kit keep it as written (percent-encode a $ in a URL as %24)",
+    )
+
+
+def test_the_example_file_reads_alike_for_the_kit_and_docker_run():
+    example = ROOT / ".env.production.example"
+    parsed = parse(example.read_text(), example.name, REQUIRED, KNOWN)
+    assert parsed.problems == ()
+    assert parsed.mismatches == ()
+
+
+def test_mismatches_warn_for_the_kit_and_fail_for_docker_run(tmp_path):
+    path = write_env(tmp_path, {**GOOD, "LOG_LEVEL": '"info"', "FORUM_HANDLE": "forum.example.com # mine"})
+    report = load_env_file(path, REQUIRED, KNOWN)
+    assert report.values["LOG_LEVEL"] == "info" and report.values["FORUM_HANDLE"] == "forum.example.com"
+    assert report.warnings == (
+        ".env:6: LOG_LEVEL is quoted: docker run --env-file keeps the quotes as part of the value",
+        ".env:7: FORUM_HANDLE has a # comment after the value: docker run --env-file keeps it as part of the value",
+    )
+    with pytest.raises(EnvFileError) as info:
+        load_env_file(path, REQUIRED, KNOWN, docker_run=True)
+    assert info.value.what.splitlines() == list(report.warnings)
+    assert "no quotes, no `export`" in (info.value.fix or "")
+
+
+def test_doctor_warns_about_lines_docker_run_reads_otherwise(tmp_path):
+    from atbb_kit import doctor
+    from atbb_kit.config import load_config
+    from atbb_kit.runner import Runner
+
+    cfg = load_config(ROOT / "atbb.yaml", environ={})
+    path = write_env(tmp_path, {**GOOD, "LOG_LEVEL": "'info'"})
+    probe = doctor.Probe(cfg, Runner(dry_run=True), path, "atbb:dev")
+    (finding,) = doctor.run_checks(probe, [c for c in doctor.CHECKS if c.key == "env"])
+    assert finding.level is doctor.Level.WARN
+    assert "docker run --env-file reads 1 line(s) differently: .env:6: LOG_LEVEL is quoted" in finding.detail
+    write_env(tmp_path, GOOD)
+    probe = doctor.Probe(cfg, Runner(dry_run=True), path, "atbb:dev")
+    (finding,) = doctor.run_checks(probe, [c for c in doctor.CHECKS if c.key == "env"])
+    assert finding.level is doctor.Level.OK
+
+
+def _fifo(tmp_path):
+    path = tmp_path / "fifo.env"
+    os.mkfifo(path)
+    return path
+
+
+def _bytes(data):
+    def make(tmp_path):
+        path = tmp_path / "bytes.env"
+        path.write_bytes(data)
+        return path
+
+    return make
+
+
+# (id, make the path, expected message fragment)
+FILES = [
+    ("missing", lambda t: t / "none.env", "does not exist"),
+    ("folder", lambda t: t, "is a folder, not a file"),
+    ("fifo", _fifo, "is not a regular file"),
+    ("latin-1", _bytes(b"LOG_LEVEL=info\nFORUM_HANDLE=caf\xe9\n"), ":2: not UTF-8 text (byte 0xe9)"),
+    ("utf-16", _bytes("LOG_LEVEL=info\n".encode("utf-16")), ":1: not UTF-8 text"),
+    ("too-large", _bytes(b"# " + b"x" * 70_000 + b"\n"), "an env file is at most 64 KiB"),
+    ("long-name", lambda t: t / ("x" * 300), "cannot read env file"),
+]
+
+
+@pytest.mark.parametrize(("make", "fragment"), [c[1:] for c in FILES], ids=[c[0] for c in FILES])
+def test_files_that_cannot_be_env_files_are_named(tmp_path, make, fragment):
+    path = make(tmp_path)
+    with pytest.raises(EnvFileError) as info:
+        load_env_file(path, REQUIRED, KNOWN)
+    assert fragment in info.value.what
+    assert "\n" not in info.value.what
+
+
+def test_ttl_days_are_bounded_like_the_image_bounds_them():
+    assert validate({**GOOD, "SESSION_TTL_DAYS": "3650"}, REQUIRED).ok
+    for bad in ("3651", "99999999999999999999", "²", "-1", "1.5"):
+        assert not validate({**GOOD, "SESSION_TTL_DAYS": bad}, REQUIRED).ok, bad
+
+
+def test_malformed_urls_are_problems_not_crashes():
+    report = validate({**GOOD, "DATABASE_URL": "postgres://u:p@[::1/atbb", "PDS_URL": "http://[x"}, REQUIRED)
+    assert any("DATABASE_URL is not a well-formed URL" in p for p in report.problems)
+    report = validate({**GOOD, "DATABASE_URL": "postgres://u:p@db:99999/atbb"}, REQUIRED)
+    assert report.problems == (".env: DATABASE_URL has a port that is not a number from 1 to 65535",)
