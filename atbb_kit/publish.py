@@ -7,9 +7,18 @@ read it (`for ref in $(inv tags)`); notes go to stderr. `inv push` prints only t
 on stdout; the commands it runs and one progress line per tag go to stderr.
 
 Decisions:
-- Push order: the immutable tags first (1.2.3, main-<sha>), then the floating ones in the plan's order
-  (1.2, then 1), `latest` last. A failure stops the sequence, so a half-finished publish never moves
-  `latest` and every floating tag that did move points at an image whose immutable tag exists.
+- Two stages. `immutable`: `docker push` of the tags that never move (1.2.3, main-<sha>), each checked in
+  the registry. `floating`: the tags that move (1.2, 1, `latest`, in that order) are pointed, through the
+  registry's HTTP API, at the builds the registry holds, decided by `floating_targets` from the registry's
+  own tag list right before each move (see "Which version is highest" in docs/decisions.md). `inv push`
+  runs both; the publish workflow runs them as two jobs, the second in one concurrency group shared by
+  every run, so no two runs ever move floating tags at the same time. A failure stops the sequence, so a
+  half-finished publish never moves `latest` and every floating tag points at an image whose immutable
+  tag exists.
+- The floating stage is a reconciliation, not "move my tags": whichever run does it last, and in whatever
+  order the runs finish, the floating tags end at the highest published builds. A run whose turn was
+  skipped (GitHub cancels a waiting run when a newer one joins the group) loses nothing: the next run
+  moves its tags for it.
 - After each push the registry itself is asked what the tag resolves to (HTTP API, registry_api.py): all
   tags of one publish must share the manifest digest of the first push. A mismatch (someone else pushed
   in between) stops before `latest`.
@@ -31,13 +40,15 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import semver
+
     from atbb_kit.runner import Runner, Secret
     from atbb_kit.tags import TagPlan
 
@@ -150,6 +161,14 @@ def github_push_summary(repository: str, digest: str, refs: Sequence[str]) -> st
     return "\n".join(lines) + "\n"
 
 
+def github_floating_summary(repository: str, results: Sequence[FloatingResult]) -> str:
+    lines = [f"### Floating tags of `{repository}`", "", "| Tag | Points at | Digest | |", "| --- | --- | --- | --- |"]
+    lines += [
+        f"| `{r.tag}` | `{r.target}` | `{r.digest[:19]}…` | {'moved' if r.moved else 'unchanged'} |" for r in results
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def write_github(environ: Mapping[str, str], outputs: Mapping[str, str], summary: str) -> None:
     """Append step outputs to $GITHUB_OUTPUT and a summary to $GITHUB_STEP_SUMMARY (Actions only)."""
     if environ.get("GITHUB_ACTIONS") != "true":
@@ -196,7 +215,10 @@ def publish(
             continue
         if not res.ok:
             reason = failure_reason(res.stderr + "\n" + res.stdout)
-            if is_unreachable(reason):
+            refusal = ghcr_refusal(res.stderr + "\n" + res.stdout, ref)
+            if refusal:
+                what, fix = refusal
+            elif is_unreachable(reason):
                 what, fix = f"registry {registry} is not reachable ({reason})", "check that the registry is up"
             elif reason in ("unauthorized", "denied"):
                 what = f"registry {registry} refused the push of {ref} ({reason})"
@@ -261,3 +283,241 @@ def docker_client() -> str:
     import shutil
 
     return shutil.which("docker") or ("/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker")
+
+
+# --------------------------------------------------------------------------------------------------------
+# GHCR's first-push refusals: each names the setting that is in the way.
+
+_GHCR_CREATE = re.compile(r"not allowed to create (an )?organi[sz]ation package", re.IGNORECASE)
+_GHCR_WRITE = re.compile(
+    r"not allowed to write (an )?organi[sz]ation package|permission_denied:\s*write_package", re.IGNORECASE
+)
+
+
+def ghcr_refusal(output: str, ref: str) -> tuple[str, str] | None:
+    """(what, fix) when GHCR's answer (docker's output, or the registry's error message) is one of the
+    refusals an organisation's settings explain; None for anything else.
+
+    - "installation not allowed to Create organization package": the package does not exist yet and the
+      organisation does not let this repository's workflows create one (its package creation policy, or
+      workflow permissions that are read-only).
+    - "installation not allowed to Write organization package" / "permission_denied: write_package": the
+      package exists (made by hand, another repository, or an earlier upload with another token) and
+      this repository is not among those with write access to it.
+    """
+    from atbb_kit.registry_api import split_reference
+
+    try:
+        _, path, _ = split_reference(ref)
+    except ValueError:
+        path = ref.rpartition(":")[0]
+    owner, _, name = path.partition("/")
+    quoted = "; ".join(
+        ln.strip() for ln in output.strip().splitlines() if _GHCR_CREATE.search(ln) or _GHCR_WRITE.search(ln)
+    )[:160]
+    if _GHCR_CREATE.search(output):
+        return (
+            f"GHCR refused to create the package {path} ({quoted}): the {owner} organisation does not let this "
+            "repository's workflows create packages",
+            f"an owner of {owner} allows it: organisation Settings > Packages > Package creation (tick the "
+            "visibility), and Settings > Actions > General > Workflow permissions must not be read-only",
+        )
+    if _GHCR_WRITE.search(output):
+        return (
+            f"GHCR refused to write to the package {path} ({quoted}): it exists, but this repository has no "
+            "write access to it",
+            f"in the package's settings (github.com/{owner} > Packages > {name} > Package settings) add this "
+            "repository under Manage Actions access with the Write role",
+        )
+    return None
+
+
+def private_package_note(registry: str, ref: str, *, anonymous_digest: DigestQuery) -> str | None:
+    """A note when nobody can pull `ref` without logging in: GHCR makes a new package private unless the
+    organisation's default says otherwise, and operators then get "unauthorized" from `docker pull`."""
+    from atbb_kit.registry_api import RegistryError
+
+    try:
+        anonymous_digest(ref)
+    except RegistryError as exc:
+        if "refused" not in exc.what:
+            return None
+        name = ref.rpartition(":")[0]
+        return (
+            f"note: {name} cannot be pulled without a login (the package is private); to let operators pull "
+            "it: Package settings > Danger Zone > Change visibility > Public"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Floating tags: which build each one must point at, decided from the registry's tags.
+
+
+def published_versions(tags: Iterable[str]) -> list[semver.Version]:
+    """The release versions a registry holds: tags that are exactly semver (1.2.3, 1.2.3-rc.1)."""
+    import semver
+
+    found = []
+    for tag in tags:
+        try:
+            version = semver.Version.parse(tag)
+        except ValueError:
+            continue
+        if str(version) == tag:
+            found.append(version)
+    return found
+
+
+def floating_targets(
+    tags: Iterable[str], newest_main: str | None = None, main_is_newer: Callable[[str], bool] = lambda _: False
+) -> dict[str, str]:
+    """{floating tag: immutable tag it must point at}, in push order (1.2 lines, 1 lines, `latest` last).
+
+    - X.Y points at the highest published X.Y.z, X (X > 0) at the highest X.y.z: stable releases only.
+    - `latest` points at the highest published stable release, or at `newest_main` (the newest build of
+      the default branch that the registry holds) when `main_is_newer(release)` says that build's commit
+      comes after the release's commit. A release and a main build of the same commit: the release.
+    """
+    stable = sorted(v for v in published_versions(tags) if not v.prerelease)
+    minors: dict[str, str] = {}
+    majors: dict[str, str] = {}
+    for v in stable:  # ascending: the highest of each line is written last
+        minors[f"{v.major}.{v.minor}"] = str(v)
+        if v.major > 0:
+            majors[str(v.major)] = str(v)
+    targets = {**minors, **majors}
+    highest = str(stable[-1]) if stable else None
+    if highest and newest_main and main_is_newer(highest):
+        targets[LATEST] = newest_main
+    elif highest or newest_main:
+        targets[LATEST] = highest or newest_main or ""
+    return targets
+
+
+@dataclass(frozen=True)
+class FloatingResult:
+    tag: str
+    target: str
+    digest: str
+    moved: bool
+
+
+class TagStore(Protocol):
+    """What the floating stage needs from a registry repository (registry_api.Repository)."""
+
+    def tags(self) -> list[str]: ...
+    def digest(self, reference: str) -> str | None: ...
+    def retag(self, source: str, tag: str) -> str: ...
+
+
+def move_floating(
+    store: TagStore,
+    decide: Callable[[list[str]], dict[str, str]],
+    *,
+    repository: str,
+    progress: Callable[[str], None] = stderr_line,
+) -> list[FloatingResult]:
+    """Point every floating tag at its target, deciding again from a fresh tag list before each move.
+
+    Reading the registry right before each move is what makes a late run harmless: a higher version
+    published by another run since this one checked out is in the list, and wins.
+    """
+    from atbb_kit.registry_api import RegistryError
+
+    results: list[FloatingResult] = []
+    # (tag, target) pairs handled: a tag whose target changed since (a higher build appeared) comes again.
+    done: set[tuple[str, str]] = set()
+    while True:
+        targets = decide(store.tags())  # in push order: `latest` is always the last one left
+        pending = [t for t in targets if (t, targets[t]) not in done]
+        if not pending:
+            return results
+        tag = pending[0]
+        target = targets[tag]
+        done.add((tag, target))
+        want = store.digest(target)
+        if want is None:
+            raise RegistryError(
+                f"{repository}:{target} vanished from the registry while moving {tag}",
+                "rerun `inv push --only floating`",
+            )
+        current = store.digest(tag)
+        if current == want:
+            results.append(FloatingResult(tag, target, want, moved=False))
+            progress(f"kept {repository}:{tag} at {target} {want}")
+            continue
+        try:
+            store.retag(target, tag)
+        except RegistryError as exc:
+            refusal = ghcr_refusal(exc.detail or exc.what, f"{repository}:{tag}")
+            if refusal:
+                raise RegistryError(*refusal) from None
+            raise RegistryError(f"{exc.what}; {_floating_note(tag, results)}", exc.fix) from None
+        now = store.digest(tag)
+        if now != want:
+            raise RegistryError(
+                f"{repository}:{tag} resolves to {now} right after pointing it at {target} ({want}): another "
+                f"push is moving it; {_floating_note(tag, results)}",
+                "publishing runs must share one concurrency group; rerun `inv push --only floating`",
+            )
+        results.append(FloatingResult(tag, target, want, moved=True))
+        progress(f"moved {repository}:{tag} to {target} {want}")
+
+
+def _floating_note(tag: str, results: Sequence[FloatingResult]) -> str:
+    moved = [r.tag for r in results if r.moved]
+    return f"{tag} not moved" + (f" (moved before it: {', '.join(moved)})" if moved else " (nothing moved)")
+
+
+def latest_note(own: str, own_floating: Iterable[str], results: Sequence[FloatingResult]) -> str | None:
+    """Why `latest` does not point at this run's build although its plan included it, for stderr."""
+    if LATEST not in own_floating:
+        return None
+    final = next((r for r in results if r.tag == LATEST), None)
+    if final is None or final.target == own:
+        return None
+    return (
+        f"note: latest stays at {final.target}, not {own}: the registry holds a newer build "
+        "(published after this checkout, or a release this checkout does not know)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# The default branch's history, from the checkout: which main build is newest, and is it past a release.
+
+GitRun = Callable[[Sequence[str]], "tuple[bool, str]"]
+
+
+def newest_main_build(
+    git: GitRun, default_branch: str, branch_tag: Callable[[str], str], published: set[str], depth: int = 200
+) -> tuple[str, str] | None:
+    """(tag, commit) of the newest build of the default branch the registry holds: the first commit on
+    the branch's first-parent history (origin's copy when the checkout has one) with a published tag."""
+    for ref in (f"refs/remotes/origin/{default_branch}", f"refs/heads/{default_branch}"):
+        ok, out = git(["rev-list", "--first-parent", f"--max-count={depth}", ref, "--"])
+        if not ok:
+            continue
+        for sha in out.split():
+            tag = branch_tag(sha)
+            if tag in published:
+                return tag, sha
+        return None
+    return None
+
+
+def main_is_newer_than(git: GitRun, main_commit: str) -> Callable[[str], bool]:
+    """Whether the main build's commit strictly descends from the commit release `version` was tagged on.
+    A release this checkout has no tag for (pushed after it) counts as newer than the main build."""
+
+    def check(version: str) -> bool:
+        for name in (f"v{version}", version):
+            ok, out = git(["rev-parse", "--verify", "--quiet", f"refs/tags/{name}^{{commit}}"])
+            if ok and out.strip():
+                release = out.strip()
+                if release == main_commit:
+                    return False
+                return git(["merge-base", "--is-ancestor", release, main_commit])[0]
+        return False
+
+    return check

@@ -16,6 +16,14 @@ Decisions:
   over HTTPS or to the registry's own host, never in a URL, and never into an error message.
 - The digest is the registry's `Docker-Content-Digest` header; when a registry omits it on HEAD, the
   manifest is fetched and hashed, which is what the header would have said.
+- Floating tags (`latest`, `1.2`, `1`) are moved here too (`Repository.retag`): the manifest an immutable
+  tag names is fetched as bytes and PUT under the floating tag, unchanged, so the floating tag gets the
+  very same digest whether it is an image manifest or an OCI index (Docker 29's containerd store and
+  multi-platform builds push indexes). No docker client or local image is involved.
+- A write needs a token for `pull,push`: when a registry answers 401 with a challenge other than the one
+  the current token came from (a pull-only token), the client asks the token service once more.
+- A refusal keeps the registry's own error message (`{"errors": [{"code", "message"}]}`) in
+  `RegistryError.detail`, so publish.py can say which GHCR setting is in the way.
 """
 
 from __future__ import annotations
@@ -42,12 +50,19 @@ MANIFEST_TYPES = (
 )
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 # Docker Hub's API lives elsewhere than its name.
 _API_HOSTS = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
 
 
 class RegistryError(KitError):
-    """A registry did not answer, refused us, or answered something unexpected."""
+    """A registry did not answer, refused us, or answered something unexpected.
+
+    `detail` is the registry's own explanation when it sent one (its error body's messages), for callers
+    that turn known refusals into the setting to change.
+    """
+
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,18 +121,27 @@ class _Client:
         self.timeout = timeout
         self.opener = _opener(is_loopback(registry))
         self.authorization: str | None = None
+        self.challenge = ""
 
-    def request(self, method: str, path: str, headers: Mapping[str, str]):
-        """(status, headers, body) of one request, following one auth challenge."""
-        status, resp_headers, body = self._send(method, self.url + path, headers)
-        if status == 401 and self.authorization is None:
-            self.authorization = self._authorize(resp_headers.get("WWW-Authenticate", ""))
-            status, resp_headers, body = self._send(method, self.url + path, headers)
+    def request(self, method: str, path: str, headers: Mapping[str, str], data: bytes | None = None):
+        """(status, headers, body) of one request, following an auth challenge.
+
+        A second, different challenge (a pull token used for a push: the scope grows to `pull,push`) is
+        followed once more; the same challenge again means the credentials are not enough.
+        """
+        status, resp_headers, body = self._send(method, self.url + path, headers, data=data)
+        challenge = resp_headers.get("WWW-Authenticate", "") if status == 401 else ""
+        if status == 401 and (self.authorization is None or challenge != self.challenge):
+            self.authorization = self._authorize(challenge)
+            self.challenge = challenge
+            status, resp_headers, body = self._send(method, self.url + path, headers, data=data)
         return status, resp_headers, body
 
-    def _send(self, method: str, url: str, headers: Mapping[str, str], auth: str | None = None):
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str], auth: str | None = None, data: bytes | None = None
+    ):
         # Only http(s) URLs get here: base_url() makes them, and _token() checks the realm's scheme.
-        req = urllib.request.Request(url, method=method, headers=dict(headers))  # noqa: S310
+        req = urllib.request.Request(url, method=method, headers=dict(headers), data=data)  # noqa: S310
         authorization = auth or self.authorization
         if authorization:
             req.add_header("Authorization", authorization)
@@ -191,24 +215,127 @@ def manifest_digest(
 
     `repository` is the path inside the registry (`acme/atbb`), `reference` a tag or a digest.
     """
-    client = _Client(registry, credentials, timeout)
-    path = f"/v2/{repository}/manifests/{urllib.parse.quote(reference, safe=':')}"
-    headers = {"Accept": ", ".join(MANIFEST_TYPES)}
-    status, resp_headers, _ = client.request("HEAD", path, headers)
-    if status == 200 and _DIGEST.fullmatch(resp_headers.get("Docker-Content-Digest", "")):
-        return resp_headers["Docker-Content-Digest"]
-    if status == 200:
-        status, resp_headers, body = client.request("GET", path, headers)
+    return Repository(registry, repository, credentials=credentials, timeout=timeout).digest(reference)
+
+
+def error_messages(body: bytes) -> str:
+    """The registry's own explanation from an error body (`{"errors": [{"code", "message"}]}`), one line."""
+    try:
+        errors = json.loads(body or b"{}").get("errors") or []
+    except (ValueError, AttributeError):
+        return ""
+    parts = []
+    for err in errors if isinstance(errors, list) else []:
+        if isinstance(err, dict):
+            code, message = str(err.get("code") or "").lower(), str(err.get("message") or "")
+            parts.append(f"{code}: {message}" if code and not message.lower().startswith(code) else message)
+    return "; ".join(p for p in parts if p)[:300]
+
+
+def _body_media_type(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    return str(data.get("mediaType") or "") if isinstance(data, dict) else ""
+
+
+class Repository:
+    """One repository of one registry, with one authenticated client for a series of requests."""
+
+    def __init__(
+        self, registry: str, repository: str, *, credentials: Credentials | None = None, timeout: float = 20.0
+    ) -> None:
+        self.registry = registry
+        self.repository = repository
+        self.client = _Client(registry, credentials, timeout)
+
+    def _path(self, kind: str, reference: str) -> str:
+        return f"/v2/{self.repository}/{kind}/{urllib.parse.quote(reference, safe=':')}"
+
+    def digest(self, reference: str) -> str | None:
+        """What `reference` (a tag or a digest) resolves to now, or None when the tag does not exist."""
+        path = self._path("manifests", reference)
+        headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+        status, resp_headers, body = self.client.request("HEAD", path, headers)
+        if status == 200 and _DIGEST.fullmatch(resp_headers.get("Docker-Content-Digest", "")):
+            return resp_headers["Docker-Content-Digest"]
         if status == 200:
-            return "sha256:" + hashlib.sha256(body).hexdigest()
-    if status == 404:
-        return None
-    if status in (401, 403):
-        raise client._refused("unauthorized" if status == 401 else "denied")
-    raise RegistryError(
-        f"registry {registry} answered HTTP {status} for {repository}:{reference}",
-        "retry later, or check the registry's status page",
-    )
+            status, resp_headers, body = self.client.request("GET", path, headers)
+            if status == 200:
+                return "sha256:" + hashlib.sha256(body).hexdigest()
+        if status == 404:
+            return None
+        raise self._failed(status, body, f"{self.repository}:{reference}", "query")
+
+    def manifest(self, reference: str) -> tuple[str, bytes]:
+        """(media type, exact bytes) of the manifest `reference` names: an image manifest or an index."""
+        status, resp_headers, body = self.client.request(
+            "GET", self._path("manifests", reference), {"Accept": ", ".join(MANIFEST_TYPES)}
+        )
+        if status == 200:
+            # The type it was pushed with; the body's own mediaType when a registry sends a generic one.
+            media_type = resp_headers.get("Content-Type", "").split(";")[0].strip()
+            if media_type not in MANIFEST_TYPES:
+                media_type = _body_media_type(body) or media_type
+            return media_type, body
+        if status == 404:
+            raise RegistryError(
+                f"registry {self.registry} has no {self.repository}:{reference}",
+                "push that tag first (`inv push --only immutable`)",
+            )
+        raise self._failed(status, body, f"{self.repository}:{reference}", "query")
+
+    def tags(self) -> list[str]:
+        """Every tag of the repository (following `Link` pagination); [] when the repository does not exist."""
+        found: list[str] = []
+        path = f"/v2/{self.repository}/tags/list?n=1000"
+        for _ in range(1000):
+            status, resp_headers, body = self.client.request("GET", path, {"Accept": "application/json"})
+            if status == 404:
+                return found
+            if status != 200:
+                raise self._failed(status, body, f"the tags of {self.repository}", "query")
+            try:
+                found += [str(t) for t in json.loads(body).get("tags") or []]
+            except (ValueError, AttributeError):
+                raise RegistryError(f"registry {self.registry} sent an unreadable tag list", "retry later") from None
+            link = _NEXT_LINK.search(resp_headers.get("Link", "") or "")
+            if not link:
+                return found
+            nxt = urllib.parse.urlsplit(link[1])
+            path = nxt.path + (f"?{nxt.query}" if nxt.query else "")
+        return found
+
+    def retag(self, source: str, tag: str) -> str:
+        """Point `tag` at the manifest `source` names (same bytes, so the same digest); return that digest."""
+        media_type, body = self.manifest(source)
+        status, resp_headers, answer = self.client.request(
+            "PUT", self._path("manifests", tag), {"Content-Type": media_type}, data=body
+        )
+        if status in (200, 201):
+            digest = resp_headers.get("Docker-Content-Digest", "")
+            return digest if _DIGEST.fullmatch(digest) else "sha256:" + hashlib.sha256(body).hexdigest()
+        raise self._failed(status, answer, f"{self.repository}:{tag}", "write")
+
+    def _failed(self, status: int, body: bytes, what: str, action: str) -> RegistryError:
+        detail = error_messages(body)
+        if status in (401, 403):
+            why = "unauthorized" if status == 401 else "denied"
+            if action == "write":
+                err = RegistryError(
+                    f"registry {self.registry} refused to write {what} ({detail or why})",
+                    "the token needs write access to the package (packages: write in GitHub Actions)",
+                )
+            else:
+                err = self.client._refused(why)
+        else:
+            err = RegistryError(
+                f"registry {self.registry} answered HTTP {status} for {what}" + (f" ({detail})" if detail else ""),
+                "retry later, or check the registry's status page",
+            )
+        err.detail = detail
+        return err
 
 
 def split_reference(ref: str) -> tuple[str, str, str]:

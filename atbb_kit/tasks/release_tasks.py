@@ -6,11 +6,19 @@ import os
 import sys
 
 from atbb_kit.publish import (
+    GITHUB_TOKEN_REGISTRIES,
     docker_client,
     failure_reason,
+    floating_targets,
+    github_floating_summary,
     github_push_summary,
     is_unreachable,
+    latest_note,
+    main_is_newer_than,
+    move_floating,
+    newest_main_build,
     private_docker_config,
+    private_package_note,
     publish,
     push_order,
     registry_login,
@@ -57,29 +65,68 @@ def tags(c, json=False):
     write_github(os.environ, outputs, summary)
 
 
+PUSH_STAGES = ("immutable", "floating")
+
+
 @kit_task(
     help={
         "image": "Local image to publish (default: the plan's first reference, as tagged by `inv image`).",
+        "only": "immutable: push only the tags that never move (1.2.3, main-<sha>); floating: only point 1.2, 1 "
+        "and latest at the highest builds the registry holds (no local image needed). Default: both, in order.",
         "dry_run": DRY_RUN_HELP,
     }
 )
-def push(c, dry_run=False, image=None):
-    """Push the image under every release tag (latest last) and verify each in the registry."""
-    from atbb_kit import commands
-    from atbb_kit.errors import EngineUnavailable, KitError
-    from atbb_kit.registry_api import Credentials, RegistryError, manifest_digest, split_reference
-    from atbb_kit.release import plan_for
+def push(c, dry_run=False, image=None, only=None):
+    """Push the immutable tags, then point the floating ones (latest last) at the highest published builds."""
+    from atbb_kit.errors import ConfigError, KitError
 
+    if only not in (None, *PUSH_STAGES):
+        raise ConfigError(f"--only {only}: expected immutable or floating", "drop --only to run both stages")
+    stages = PUSH_STAGES if only is None else (only,)
     k = kit(c, dry_run=dry_run)
     run = k.run
-    plan = plan_for(k.cfg)
-    plan.require_publishable()
-    for warning in plan.warnings:
-        stderr_line(f"warning: {warning}")
+    plan = plan_for_push(k.cfg)
     registry = k.cfg.image.registry.lower()
     login, notes = registry_login(os.environ, registry)
     for note in notes:
         stderr_line(note)
+    if "floating" in stages and login is None and not run.dry_run:
+        raise KitError(
+            "moving the floating tags (1.2, 1, latest) goes through the registry's API, which needs a token",
+            "set ATBB_REGISTRY_TOKEN and ATBB_REGISTRY_USER (in GitHub Actions GITHUB_TOKEN is used for ghcr.io)",
+        )
+    digest = None
+    if "immutable" in stages:
+        digest = push_immutable(k, plan, registry, login, image)
+    if "floating" in stages:
+        push_floating(k, plan, registry, login)
+    if digest is not None:
+        print(digest, flush=True)
+
+
+def plan_for_push(cfg):
+    from atbb_kit.release import plan_for
+
+    plan = plan_for(cfg)
+    plan.require_publishable()
+    for warning in plan.warnings:
+        stderr_line(f"warning: {warning}")
+    return plan
+
+
+def _credentials(login):
+    from atbb_kit.registry_api import Credentials
+
+    return Credentials(login.user, login.token.reveal()) if login else None
+
+
+def push_immutable(k, plan, registry, login, image):
+    """`docker push` of the tags that never move, each checked in the registry; the digest they share."""
+    from atbb_kit import commands
+    from atbb_kit.errors import EngineUnavailable, KitError
+    from atbb_kit.registry_api import RegistryError, manifest_digest, split_reference
+
+    run = k.run
     platforms = k.cfg.image.platforms
     if len(platforms) > 1 and not image:
         # buildx cannot load a multi-platform image into the engine, so there is nothing local to push.
@@ -110,9 +157,9 @@ def push(c, dry_run=False, image=None):
             raise problem
         stderr_line(f"note: a real push would stop here: {problem}")
 
-    refs = push_order(plan)
+    refs = [r for r in push_order(plan) if r.rsplit(":", 1)[1] not in plan.floating]
     stderr_line(f"==> pushing {source} as {len(refs)} tag(s) to {registry}" + (" (dry run)" if run.dry_run else ""))
-    credentials = Credentials(login.user, login.token.reveal()) if login else None
+    credentials = _credentials(login)
     fallback_noted = False
 
     def registry_digest(ref: str) -> str | None:
@@ -151,6 +198,53 @@ def push(c, dry_run=False, image=None):
 
     if run.dry_run or digest is None:
         stderr_line(f"dry run: would push {', '.join(r.rsplit(':', 1)[1] for r in refs)} in that order")
-        return
-    print(digest, flush=True)
+        return None
+    if registry in GITHUB_TOKEN_REGISTRIES:
+        host, repository, tag = split_reference(refs[0])
+        note = private_package_note(
+            registry, refs[0], anonymous_digest=lambda ref: manifest_digest(host, repository, tag)
+        )
+        if note:
+            stderr_line(note)
     write_github(os.environ, {"digest": digest}, github_push_summary(plan.repository, digest, refs))
+    return digest
+
+
+def push_floating(k, plan, registry, login):
+    """Point 1.2, 1 and latest at the highest builds the registry holds (see publish.floating_targets)."""
+    from atbb_kit.context import run_git
+    from atbb_kit.registry_api import Repository, split_reference
+    from atbb_kit.tags import sanitize_tag
+
+    run, cfg = k.run, k.cfg
+    if run.dry_run:
+        stderr_line(
+            "dry run: would then point the floating tags (X.Y, X, latest) at the highest builds "
+            f"{plan.repository} holds in the registry"
+        )
+        return
+    host, path, _ = split_reference(plan.primary)
+    store = Repository(host, path, credentials=_credentials(login))
+    root = cfg.root()
+
+    def git(args):
+        (res,) = run_git(root, [args])
+        return res.ok, res.stdout
+
+    release = cfg.release
+
+    def branch_tag(sha: str) -> str:
+        return sanitize_tag(release.default_branch, suffix=sha[: release.sha_length], fallback="branch")
+
+    def decide(tags: list[str]) -> dict[str, str]:
+        newest = newest_main_build(git, release.default_branch, branch_tag, set(tags))
+        if newest is None:
+            return floating_targets(tags)
+        return floating_targets(tags, newest[0], main_is_newer_than(git, newest[1]))
+
+    stderr_line(f"==> pointing the floating tags of {plan.repository} at the highest published builds")
+    results = move_floating(store, decide, repository=plan.repository)
+    note = latest_note(plan.version, plan.floating, results)
+    if note:
+        stderr_line(note)
+    write_github(os.environ, {}, github_floating_summary(plan.repository, results))

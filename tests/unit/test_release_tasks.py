@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import typing
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -503,8 +504,25 @@ def test_push_dry_run_never_shows_the_token(release_repo: Path, env: dict[str, s
     assert re.search(r"docker login --username bot --password-stdin ghcr.io <<< \*\*\*$", login), login
     would = [ln for ln in proc.stderr.splitlines() if ln.startswith("would run ")]
     pushes = [ln.rsplit(" ", 1)[1] for ln in would if " push " in ln]
-    assert pushes == EXPECTED_REFS
-    assert "dry run: would push 1.2.3, 1.2, 1, latest in that order" in proc.stderr
+    # docker pushes only the immutable tag; the floating ones move through the registry's API afterwards.
+    assert pushes == EXPECTED_REFS[:1]
+    assert "dry run: would push 1.2.3 in that order" in proc.stderr
+    assert "dry run: would then point the floating tags (X.Y, X, latest) at the highest builds" in proc.stderr
+
+
+def test_push_only_floating_needs_no_local_image_but_a_token(release_repo: Path, env: dict[str, str]) -> None:
+    proc = run_inv("push", "--only", "floating", cwd=release_repo, env=env)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert one_error_line(proc.stderr) == (
+        "error: moving the floating tags (1.2, 1, latest) goes through the registry's API, which needs a token — "
+        "set ATBB_REGISTRY_TOKEN and ATBB_REGISTRY_USER (in GitHub Actions GITHUB_TOKEN is used for ghcr.io)"
+    )
+
+
+def test_push_only_takes_a_known_stage(release_repo: Path, env: dict[str, str]) -> None:
+    proc = run_inv("push", "--only", "latest", "--dry-run", cwd=release_repo, env=env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert one_error_line(proc.stderr).startswith("error: --only latest: expected immutable or floating")
 
 
 # --- registry_api against an in-process fake registry -----------------------------------------------------
@@ -636,3 +654,420 @@ def test_push_refuses_a_multi_platform_image(release_repo: Path, env: dict[str, 
     )
     assert proc.returncode == 1 and proc.stdout == ""
     assert "a multi-platform image exists only in the buildx cache" in one_error_line(proc.stderr)
+
+
+# --- floating tags: which build each one points at ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tags", "newest_main", "main_newer", "expected"),
+    [
+        # Nothing published yet.
+        ([], None, False, {}),
+        # Only main builds: latest follows the newest one.
+        (["main-aaaaaaa", "main-bbbbbbb"], "main-bbbbbbb", False, {"latest": "main-bbbbbbb"}),
+        # One release: its line, its major, latest.
+        (["1.2.3"], None, False, {"1.2": "1.2.3", "1": "1.2.3", "latest": "1.2.3"}),
+        # The highest of each line wins, whatever order the registry lists them in; 0.x has no bare 0.
+        (
+            ["1.3.0", "0.9.1", "1.2.5", "1.2.3", "latest", "1.2", "1", "2.0.0-rc.1"],
+            None,
+            False,
+            {"0.9": "0.9.1", "1.2": "1.2.5", "1.3": "1.3.0", "1": "1.3.0", "latest": "1.3.0"},
+        ),
+        # A higher release appeared: a patch of an older line never takes `1` or latest.
+        (["1.2.3", "1.3.0", "1.2.4"], None, False, {"1.2": "1.2.4", "1.3": "1.3.0", "1": "1.3.0", "latest": "1.3.0"}),
+        # A main build of the release's commit, or an older one: the release keeps latest.
+        (["1.2.3", "main-0123456"], "main-0123456", False, {"1.2": "1.2.3", "1": "1.2.3", "latest": "1.2.3"}),
+        # A main build past the release: latest follows main, the release lines stay.
+        (["1.2.3", "main-0123456"], "main-0123456", True, {"1.2": "1.2.3", "1": "1.2.3", "latest": "main-0123456"}),
+        # Prereleases never float.
+        (["2.0.0-rc.1"], None, False, {}),
+        # Tags that only look like versions are not releases.
+        (["v1.2.3", "1.2", "01.2.3"], None, False, {}),
+    ],
+)
+def test_floating_targets(tags, newest_main, main_newer, expected) -> None:
+    targets = rt.floating_targets(tags, newest_main, lambda _release: main_newer)
+    assert targets == expected
+    assert list(targets)[-1:] == (["latest"] if "latest" in expected else [])
+
+
+class FakeStore:
+    """A registry repository in memory: tag -> digest; `on_tags` runs on every tag listing (another
+    publisher acting between two of our requests)."""
+
+    def __init__(self, tags: dict[str, str], on_tags=None, refuse: str | None = None) -> None:
+        self.state = dict(tags)
+        self.on_tags = on_tags
+        self.refuse = refuse
+        self.retags: list[tuple[str, str]] = []
+        self.listings = 0
+
+    def tags(self) -> list[str]:
+        self.listings += 1
+        if self.on_tags:
+            self.on_tags(self)
+        return list(self.state)
+
+    def digest(self, reference: str) -> str | None:
+        return self.state.get(reference)
+
+    def retag(self, source: str, tag: str) -> str:
+        if self.refuse:
+            err = RegistryError(f"registry ghcr.io refused to write acme/atbb:{tag} ({self.refuse})", "token")
+            err.detail = self.refuse
+            raise err
+        self.retags.append((tag, source))
+        self.state[tag] = self.state[source]
+        return self.state[tag]
+
+
+def digest_of(name: str) -> str:
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+def test_move_floating_moves_only_what_differs_and_latest_last() -> None:
+    store = FakeStore({"1.2.3": digest_of("a"), "1.2": digest_of("a"), "1.3.0": digest_of("b")})
+    lines: list[str] = []
+    results = rt.move_floating(store, rt.floating_targets, repository="ghcr.io/acme/atbb", progress=lines.append)
+    assert [(r.tag, r.target, r.moved) for r in results] == [
+        ("1.2", "1.2.3", False),
+        ("1.3", "1.3.0", True),
+        ("1", "1.3.0", True),
+        ("latest", "1.3.0", True),
+    ]
+    assert store.retags == [("1.3", "1.3.0"), ("1", "1.3.0"), ("latest", "1.3.0")]
+    assert lines[0] == f"kept ghcr.io/acme/atbb:1.2 at 1.2.3 {digest_of('a')}"
+    assert lines[-1] == f"moved ghcr.io/acme/atbb:latest to 1.3.0 {digest_of('b')}"
+    assert rt.latest_note("1.2.3", {"1.2", "1", "latest"}, results) == (
+        "note: latest stays at 1.3.0, not 1.2.3: the registry holds a newer build (published after this "
+        "checkout, or a release this checkout does not know)"
+    )
+    assert rt.latest_note("1.3.0", {"1.3", "1", "latest"}, results) is None
+
+
+def test_a_higher_version_published_during_the_run_wins_latest() -> None:
+    """1.2.3's run lists the registry; before it reaches `latest`, 1.4.0 is published by another run."""
+
+    def publish_140(store: FakeStore) -> None:
+        if store.listings == 3:
+            store.state["1.4.0"] = digest_of("c")
+
+    store = FakeStore({"1.2.3": digest_of("a")}, on_tags=publish_140)
+    results = rt.move_floating(store, rt.floating_targets, repository="r/acme/atbb", progress=lambda _: None)
+    assert store.state["latest"] == digest_of("c")
+    assert store.state["1"] == digest_of("c")
+    assert store.state["1.2"] == digest_of("a")
+    # `1` had already moved to 1.2.3; it is moved again, to 1.4.0, before latest.
+    assert [(r.tag, r.target) for r in results] == [
+        ("1.2", "1.2.3"),
+        ("1", "1.2.3"),
+        ("1.4", "1.4.0"),
+        ("1", "1.4.0"),
+        ("latest", "1.4.0"),
+    ]
+
+
+def test_a_tag_moved_by_someone_else_right_after_ours_is_a_race_error() -> None:
+    class Racing(FakeStore):
+        def retag(self, source: str, tag: str) -> str:
+            super().retag(source, tag)
+            self.state[tag] = digest_of("someone else")
+            return self.state[source]
+
+    store = Racing({"1.2.3": digest_of("a")})
+    with pytest.raises(RegistryError, match=r"another push is moving it; 1.2 not moved \(nothing moved\)"):
+        rt.move_floating(store, rt.floating_targets, repository="r/acme/atbb", progress=lambda _: None)
+
+
+# --- GHCR's refusals, from recorded answers ---------------------------------------------------------------
+
+# What `docker push` printed in public reports of each refusal (docker/build-push-action#606,
+# actions/runner#1039, hephaestus-build/Hephaestus#1671), and the same refusal as GHCR's HTTP API words it
+# for a manifest PUT (distribution-spec error body; docker prints it as `<code>: <message>`).
+GHCR_CREATE_PUSH = (
+    "The push refers to repository [ghcr.io/acme/atbb]\n"
+    "5f70bf18a086: Preparing\n"
+    "denied: installation not allowed to Create organization package\n"
+)
+GHCR_WRITE_PUSH = (
+    "The push refers to repository [ghcr.io/acme/atbb]\n"
+    "denied: installation not allowed to Write organization package\n"
+)
+GHCR_WRITE_PACKAGE_PUSH = "failed to push ghcr.io/acme/atbb:1.2.3: denied: permission_denied: write_package\n"
+GHCR_CREATE_BODY = b'{"errors":[{"code":"DENIED","message":"installation not allowed to Create organization package"}]}'
+GHCR_WRITE_BODY = b'{"errors":[{"code":"DENIED","message":"permission_denied: write_package"}]}'
+
+CREATE_FIX = (
+    "an owner of acme allows it: organisation Settings > Packages > Package creation (tick the visibility), and "
+    "Settings > Actions > General > Workflow permissions must not be read-only"
+)
+WRITE_FIX = (
+    "in the package's settings (github.com/acme > Packages > atbb > Package settings) add this repository under "
+    "Manage Actions access with the Write role"
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "quoted", "fix"),
+    [
+        (GHCR_CREATE_PUSH, "denied: installation not allowed to Create organization package", CREATE_FIX),
+        (GHCR_WRITE_PUSH, "denied: installation not allowed to Write organization package", WRITE_FIX),
+        (
+            GHCR_WRITE_PACKAGE_PUSH,
+            "failed to push ghcr.io/acme/atbb:1.2.3: denied: permission_denied: write_package",
+            WRITE_FIX,
+        ),
+        (
+            registry_api.error_messages(GHCR_CREATE_BODY),
+            "denied: installation not allowed to Create organization package",
+            CREATE_FIX,
+        ),
+        (registry_api.error_messages(GHCR_WRITE_BODY), "denied: permission_denied: write_package", WRITE_FIX),
+    ],
+    ids=["push-create", "push-write-org", "push-write-package", "api-create", "api-write"],
+)
+def test_ghcr_refusals_name_the_setting(answer: str, quoted: str, fix: str) -> None:
+    what, said_fix = rt.ghcr_refusal(answer, "ghcr.io/acme/atbb:1.2.3")
+    assert said_fix == fix
+    if fix == CREATE_FIX:
+        assert what == (
+            f"GHCR refused to create the package acme/atbb ({quoted}): the acme organisation does not let this "
+            "repository's workflows create packages"
+        )
+    else:
+        assert what == (
+            f"GHCR refused to write to the package acme/atbb ({quoted}): it exists, but this repository has no "
+            "write access to it"
+        )
+
+
+def test_other_refusals_are_not_mistaken_for_ghcr_settings() -> None:
+    assert rt.ghcr_refusal("unauthorized: authentication required", "ghcr.io/acme/atbb:1") is None
+    assert rt.ghcr_refusal("denied: requested access to the resource is denied", "ghcr.io/acme/atbb:1") is None
+
+
+def test_a_ghcr_refusal_of_a_docker_push_is_one_line_with_the_setting() -> None:
+    runner = FakeRunner(fail={REFS[0]: GHCR_CREATE_PUSH})
+    with pytest.raises(RegistryError) as info:
+        run_publish(runner)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message == (
+        "GHCR refused to create the package acme/atbb (denied: installation not allowed to Create organization "
+        "package): the acme organisation does not let this repository's workflows create packages; 0 of 4 tags "
+        "pushed, not pushed: 1.2.3, 1.2, 1, latest (`latest` untouched) — " + CREATE_FIX
+    )
+    assert runner.pushed == []
+
+
+def test_a_ghcr_refusal_of_a_floating_move_is_one_line_with_the_setting() -> None:
+    store = FakeStore({"1.2.3": digest_of("a")}, refuse=registry_api.error_messages(GHCR_WRITE_BODY))
+    with pytest.raises(RegistryError) as info:
+        rt.move_floating(store, rt.floating_targets, repository="ghcr.io/acme/atbb", progress=lambda _: None)
+    assert str(info.value).startswith("GHCR refused to write to the package acme/atbb (denied: permission_denied")
+    assert str(info.value).endswith(WRITE_FIX)
+
+
+# --- the default branch's history decides between a release and a main build ------------------------------
+
+
+def git_runner(repo: Path):
+    def run(args):
+        try:
+            return True, git(repo, *args)
+        except Exception:
+            return False, ""
+
+    return run
+
+
+def test_newest_main_build_and_its_order_against_releases(tmp_path: Path) -> None:
+    repo = kit_repo(tmp_path / "repo", tag=None)
+    first = git(repo, "rev-parse", "HEAD")
+    git(repo, "tag", "v1.2.3")
+    (repo / "NEWS").write_text("more\n")
+    git(repo, "add", "NEWS")
+    git(repo, "commit", "-q", "-m", "after the release")
+    second = git(repo, "rev-parse", "HEAD")
+    run = git_runner(repo)
+
+    def branch_tag(sha: str) -> str:
+        return f"main-{sha[:7]}"
+
+    # The registry holds only the first commit's build: that one is the newest published main build.
+    assert rt.newest_main_build(run, "main", branch_tag, {f"main-{first[:7]}", "1.2.3"}) == (f"main-{first[:7]}", first)
+    assert rt.newest_main_build(run, "main", branch_tag, {f"main-{second[:7]}"}) == (f"main-{second[:7]}", second)
+    assert rt.newest_main_build(run, "main", branch_tag, {"1.2.3"}) is None
+    assert rt.newest_main_build(run, "trunk", branch_tag, {f"main-{second[:7]}"}) is None
+
+    # Same commit as the release: the release wins; a later commit: main wins; an unknown release: it wins.
+    assert rt.main_is_newer_than(run, first)("1.2.3") is False
+    assert rt.main_is_newer_than(run, second)("1.2.3") is True
+    assert rt.main_is_newer_than(run, second)("9.9.9") is False
+
+
+# --- the registry API: tag lists, retagging (also of an index), refusals ---------------------------------
+
+
+class WritableRegistry(http.server.BaseHTTPRequestHandler):
+    """GHCR-like: Bearer tokens scoped pull or pull,push; PUT needs the push scope (a pull token gets a new
+    challenge); tags/list is paginated with Link headers; `refuse` sends a recorded 403 body on PUT."""
+
+    manifests: typing.ClassVar[dict[str, tuple[str, bytes]]] = {}
+    refuse: bytes | None = None
+    anonymous_ok = False
+    log: typing.ClassVar[list[str]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _scope_of(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        return auth.removeprefix("Bearer tok-") if auth.startswith("Bearer tok-") else None
+
+    def _challenge(self, scope: str) -> None:
+        port = self.server.server_address[1]
+        header = f'Bearer realm="http://127.0.0.1:{port}/token",service="fake",scope="repository:acme/atbb:{scope}"'
+        self._send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+                   {"WWW-Authenticate": header})  # fmt: skip
+
+    def do_GET(self) -> None:
+        self.log.append(f"GET {self.path}")
+        if self.path.startswith("/token"):
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            scope = query["scope"][0].rsplit(":", 1)[1]
+            return self._send(200, json.dumps({"token": f"tok-{scope}"}).encode())
+        if self._scope_of() is None and not type(self).anonymous_ok:
+            return self._challenge("pull")
+        if self.path.startswith("/v2/acme/atbb/tags/list"):
+            names = sorted(type(self).manifests)
+            last = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("last", [""])[0]
+            page = [n for n in names if n > last][:2]
+            headers = {}
+            if len(page) == 2 and page[-1] != names[-1]:
+                headers["Link"] = f'</v2/acme/atbb/tags/list?n=2&last={page[-1]}>; rel="next"'
+            return self._send(200, json.dumps({"name": "acme/atbb", "tags": page}).encode(), headers)
+        self._manifest(body=True)
+
+    def do_HEAD(self) -> None:
+        if self._scope_of() is None and not type(self).anonymous_ok:
+            return self._challenge("pull")
+        self._manifest(body=False)
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.log.append(f"PUT {self.path} {self._scope_of()}")
+        if self._scope_of() != "pull,push":
+            return self._challenge("pull,push")
+        if type(self).refuse:
+            return self._send(403, type(self).refuse)
+        tag = self.path.rsplit("/", 1)[1]
+        type(self).manifests[tag] = (self.headers["Content-Type"], body)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        self._send(201, b"", {"Docker-Content-Digest": digest})
+
+    def _manifest(self, body: bool) -> None:
+        ref = self.path.rsplit("/", 1)[1]
+        found = type(self).manifests.get(ref)
+        if found is None:
+            return self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
+        media_type, data = found
+        headers = {"Content-Type": media_type, "Docker-Content-Digest": "sha256:" + hashlib.sha256(data).hexdigest()}
+        self._send(200, data if body else b"", headers, length=len(data))
+
+    def _send(self, code: int, body: bytes = b"", headers=None, length: int | None = None) -> None:
+        self.send_response(code)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+
+INDEX = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": "sha256:" + "1" * 64,
+                "size": 9,
+                "platform": {"architecture": "amd64", "os": "linux"},
+            },
+        ],
+    }
+).encode()
+
+
+@pytest.fixture
+def writable_registry():
+    WritableRegistry.manifests = {
+        "1.2.3": ("application/vnd.oci.image.index.v1+json", INDEX),
+        "1.2.4": ("application/vnd.docker.distribution.manifest.v2+json", b'{"schemaVersion": 2, "x": 1}'),
+        "main-0123456": ("application/vnd.oci.image.manifest.v1+json", b'{"schemaVersion": 2, "y": 2}'),
+    }
+    WritableRegistry.refuse, WritableRegistry.anonymous_ok, WritableRegistry.log = None, False, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WritableRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_tags_follow_pagination(writable_registry: str) -> None:
+    repo = registry_api.Repository(writable_registry, "acme/atbb", credentials=CREDS)
+    assert sorted(repo.tags()) == ["1.2.3", "1.2.4", "main-0123456"]
+    # The first page twice (anonymous, then with the token), then the page its Link header names.
+    assert [line for line in WritableRegistry.log if "/tags/list" in line] == [
+        "GET /v2/acme/atbb/tags/list?n=1000",
+        "GET /v2/acme/atbb/tags/list?n=1000",
+        "GET /v2/acme/atbb/tags/list?n=2&last=1.2.4",
+    ]
+
+
+def test_retag_copies_an_index_byte_for_byte_with_a_push_token(writable_registry: str) -> None:
+    repo = registry_api.Repository(writable_registry, "acme/atbb", credentials=CREDS)
+    index_digest = "sha256:" + hashlib.sha256(INDEX).hexdigest()
+    assert repo.digest("1.2.3") == index_digest
+    assert repo.retag("1.2.3", "latest") == index_digest
+    assert WritableRegistry.manifests["latest"] == ("application/vnd.oci.image.index.v1+json", INDEX)
+    assert repo.digest("latest") == index_digest
+    # The pull token was refused for the PUT; the client asked for a pull,push one and retried once.
+    assert [line for line in WritableRegistry.log if line.startswith("PUT")] == [
+        "PUT /v2/acme/atbb/manifests/latest pull",
+        "PUT /v2/acme/atbb/manifests/latest pull,push",
+    ]
+
+
+def test_a_refused_retag_keeps_ghcrs_words(writable_registry: str) -> None:
+    WritableRegistry.refuse = GHCR_CREATE_BODY
+    repo = registry_api.Repository(writable_registry, "acme/atbb", credentials=CREDS)
+    with pytest.raises(RegistryError) as info:
+        repo.retag("1.2.3", "latest")
+    assert info.value.detail == "denied: installation not allowed to Create organization package"
+    store_error = rt.ghcr_refusal(info.value.detail, "ghcr.io/acme/atbb:latest")
+    assert store_error is not None and store_error[1] == CREATE_FIX
+
+
+def test_private_package_note(writable_registry: str) -> None:
+    ref = f"{writable_registry}/acme/atbb:1.2.3"
+
+    def anonymous(r: str) -> str | None:
+        host, path, tag = split_reference(r)
+        # No credentials at all: what an operator's `docker pull` without a login gets.
+        return registry_api.Repository(host, path).digest(tag) if WritableRegistry.anonymous_ok else _refuse(host)
+
+    def _refuse(host: str) -> str:
+        raise RegistryError(f"registry {host} refused the query (unauthorized)", "log in")
+
+    assert rt.private_package_note(writable_registry, ref, anonymous_digest=anonymous) == (
+        f"note: {writable_registry}/acme/atbb cannot be pulled without a login (the package is private); to let "
+        "operators pull it: Package settings > Danger Zone > Change visibility > Public"
+    )
+    WritableRegistry.anonymous_ok = True
+    assert rt.private_package_note(writable_registry, ref, anonymous_digest=anonymous) is None
