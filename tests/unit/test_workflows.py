@@ -35,6 +35,19 @@ SETUP_COMMANDS = (
 # Tasks the workflows call that are planned but not built yet; each is reported as a skip until it lands.
 PENDING_TASKS: dict[str, str] = {}
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@(v[0-9]+|[0-9a-f]{40})$")
+# The current major of every action, all on the Node 24 runtime (GitHub forces Node 20 actions onto Node 24
+# since June 2026 and then removes Node 20). Dependabot groups their major updates into one pull request
+# (.github/dependabot.yml, github-actions-major); it then fails here, in one place, until this table moves.
+CURRENT_MAJORS = {
+    "actions/checkout": "v6",
+    "actions/setup-python": "v6",
+    "actions/setup-node": "v6",
+    "pnpm/action-setup": "v6",
+    "docker/setup-buildx-action": "v4",
+    "crazy-max/ghaction-github-runtime": "v4",
+}
+# The one concurrency group every run that moves a floating tag (X.Y, X, latest) shares.
+FLOATING_GROUP = "publish-floating-tags"
 
 
 def _load(path: Path) -> dict:
@@ -179,9 +192,14 @@ def test_ci_only_reads(ci):
         assert job.get("permissions", {"contents": "read"}) == {"contents": "read"}, name
 
 
-def test_ci_cancels_superseded_runs(ci):
-    assert ci["concurrency"]["cancel-in-progress"] is True
-    assert "github.ref" in ci["concurrency"]["group"]
+def test_ci_cancels_superseded_runs_but_never_a_publishing_one(ci):
+    """PRs and branch pushes cancel their older run; a run publish.yml calls (default branch, tags) has a
+    group of its own commit and is never cancelled, or that commit would never get its image."""
+    group, cancel = ci["concurrency"]["group"], ci["concurrency"]["cancel-in-progress"]
+    default = "format('refs/heads/{0}', github.event.repository.default_branch)"
+    assert group.startswith("ci-${{ github.ref }}")
+    assert f"(github.ref == {default} || startsWith(github.ref, 'refs/tags/')) && format('-{{0}}', github.sha)" in group
+    assert cancel == f"${{{{ github.ref != {default} && !startsWith(github.ref, 'refs/tags/') }}}}"
 
 
 def test_ci_runs_the_same_three_steps_as_inv_ci(ci):
@@ -211,38 +229,88 @@ def test_publish_reuses_ci_rather_than_copying_it(publish):
     assert "secrets" not in checks  # no `secrets: inherit` into the PR checks
     assert checks["permissions"] == {"contents": "read"}
     assert publish["jobs"]["publish"]["needs"] in ("checks", ["checks"])
-    assert set(publish["jobs"]) == {"checks", "publish"}
+    assert publish["jobs"]["floating"]["needs"] in ("publish", ["publish"])
+    assert set(publish["jobs"]) == {"checks", "publish", "floating"}
 
 
 def test_publish_permissions_are_exactly_read_and_packages(publish):
     assert publish.get("permissions") == {}
-    assert publish["jobs"]["publish"]["permissions"] == {"contents": "read", "packages": "write"}
+    for job in ("publish", "floating"):
+        assert publish["jobs"][job]["permissions"] == {"contents": "read", "packages": "write"}, job
 
 
 def test_publish_checks_out_full_history(publish):
-    steps = _steps(publish["jobs"]["publish"])
-    checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
-    assert checkout["with"]["fetch-depth"] == 0
+    for job in ("publish", "floating"):
+        steps = _steps(publish["jobs"][job])
+        checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
+        assert checkout["with"]["fetch-depth"] == 0, job
+        assert checkout["with"]["persist-credentials"] is False, job
 
 
-def test_publish_builds_then_smoke_tests_then_pushes(publish):
+def test_publish_builds_then_smoke_tests_then_pushes_only_what_never_moves(publish):
     steps = _steps(publish["jobs"]["publish"])
-    order = [shlex.split(s["run"])[1] for s in steps if "run" in s]
-    assert order == ["image", "smoke", "push"]
+    order = [shlex.split(s["run"])[1:] for s in steps if "run" in s]
+    assert order == [["image", "--cache", "gha"], ["smoke"], ["push", "--only", "immutable"]]
     uses = [s.get("uses", "") for s in steps]
     buildx = next(i for i, u in enumerate(uses) if u.startswith("docker/setup-buildx-action@"))
     first_run = next(i for i, s in enumerate(steps) if "run" in s)
     assert buildx < first_run
 
 
-def test_secrets_appear_only_in_the_publish_jobs_push_step(ci, publish):
+def test_secrets_appear_only_in_the_two_push_steps(ci, publish):
     assert "secrets." not in json.dumps(ci)
     assert "secrets." not in json.dumps(publish["jobs"]["checks"])
-    job = publish["jobs"]["publish"]
-    with_secrets = [s for s in _steps(job) if "secrets." in json.dumps(s)]
-    assert [s.get("run") for s in with_secrets] == ["inv push"]
-    assert with_secrets[0]["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
-    assert "secrets." not in json.dumps({k: v for k, v in job.items() if k != "steps"})
+    for name, run in (("publish", "inv push --only immutable"), ("floating", "inv push --only floating")):
+        job = publish["jobs"][name]
+        with_secrets = [s for s in _steps(job) if "secrets." in json.dumps(s)]
+        assert [s.get("run") for s in with_secrets] == [run]
+        assert with_secrets[0]["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+        assert "secrets." not in json.dumps({k: v for k, v in job.items() if k != "steps"})
+
+
+# --- one queue for everything that moves a floating tag ---------------------------------------------------
+
+
+def _moves_floating_tags(run: str) -> bool:
+    words = shlex.split(run)
+    return words[:2] == ["inv", "push"] and words[2:] != ["--only", "immutable"]
+
+
+def test_every_step_that_moves_floating_tags_is_in_the_one_shared_group(publish):
+    """Main pushes and tag pushes alike: one group, a constant (no ${{ }}: not per ref, not per run)."""
+    assert "concurrency" not in publish  # a workflow-level group would also hold back builds
+    movers = [(name, job) for name, job in publish["jobs"].items() if any(_moves_floating_tags(r) for r in _runs(job))]
+    assert [name for name, _ in movers] == ["floating"]
+    for _, job in movers:
+        assert job["concurrency"] == {"group": FLOATING_GROUP, "cancel-in-progress": False}
+        assert "${{" not in job["concurrency"]["group"]
+        # The floating job does nothing but move tags: the wait in the queue is seconds, not a build.
+        assert [shlex.split(r)[1:] for r in _runs(job)] == [["push", "--only", "floating"]]
+
+
+def test_builds_and_immutable_pushes_are_never_queued_behind_each_other(publish):
+    # A group keeps one waiting run and cancels it when a newer one arrives: a build in such a group
+    # could lose a commit's image. Only the floating job, which reconciles from the registry, may wait.
+    assert "concurrency" not in publish["jobs"]["publish"]
+    assert "concurrency" not in publish["jobs"]["checks"]
+
+
+def test_the_floating_job_sets_up_only_the_kit(publish, setup_action):
+    setup = next(s for s in _steps(publish["jobs"]["floating"]) if s.get("uses") == SETUP_REF)
+    assert setup["with"] == {"node": "false"}
+    assert setup_action["inputs"]["node"]["default"] == "true"
+    gated = {s["name"] for s in setup_action["runs"]["steps"] if s.get("if") == "inputs.node == 'true'"}
+    assert gated == {
+        "Set up pnpm",
+        "Set up Node.js",
+        "Install the monorepo's dependencies",
+        "Install the Node-based linters",
+    }
+    python = [s for s in setup_action["runs"]["steps"] if "if" not in s]
+    assert [s.get("uses", s.get("run", "")).split("@")[0] for s in python] == [
+        "actions/setup-python",
+        "python -m pip install -e '.[test]'",
+    ]
 
 
 # --- both -----------------------------------------------------------------------------------------------
@@ -262,6 +330,24 @@ def test_every_action_is_pinned(ci, publish, setup_action):
             assert (ROOT / ref).exists(), f"{ref} does not exist in the repository"
             continue
         assert PINNED.match(ref), f"{ref}: pin to a major version (@v4) or a full commit sha"
+
+
+def test_every_action_is_on_its_current_major(ci, publish, setup_action):
+    uses = [u for u in _uses(ci) + _uses(publish) + _uses(setup_action) if not u.startswith("./")]
+    seen = {}
+    for ref in uses:
+        name, _, major = ref.partition("@")
+        assert name in CURRENT_MAJORS, f"{ref}: add the action's current major to CURRENT_MAJORS"
+        assert major == CURRENT_MAJORS[name], f"{ref}: the current major is {CURRENT_MAJORS[name]}"
+        seen[name] = major
+    assert seen == CURRENT_MAJORS  # and no stale entry in the table
+
+
+def test_dependabot_groups_action_updates_majors_included():
+    dependabot = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    actions = next(u for u in dependabot["updates"] if u["package-ecosystem"] == "github-actions")
+    groups = {tuple(g["update-types"]): g["patterns"] for g in actions["groups"].values()}
+    assert groups == {("minor", "patch"): ["*"], ("major",): ["*"]}
 
 
 def test_setup_versions_match_atbb_yaml(setup_action, cfg):
