@@ -10,7 +10,10 @@ storage to prove what survived a failed push.
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
 import io
+import json
 import os
 import shutil
 import socket
@@ -18,6 +21,7 @@ import subprocess
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -148,6 +152,132 @@ class Registry:
             if exc.code == 404:
                 return None
             raise
+
+    # --- writing through the HTTP API, as buildx --push or a containerd-store engine would --------------
+
+    def _send(self, method: str, path: str, data: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+        req = urllib.request.Request(f"http://{self.host}{path}", method=method, data=data, headers=headers)
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+        with _NO_PROXY.open(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers)
+
+    def put_blob(self, repository: str, data: bytes) -> str:
+        """Upload one blob (monolithic: POST an upload, PUT it with its digest); return the digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        _, headers = self._send("POST", f"/v2/{repository}/blobs/uploads/", b"", {"Content-Length": "0"})
+        location = headers["Location"]
+        location = (
+            location
+            if location.startswith("/")
+            else urllib.parse.urlsplit(location)._replace(scheme="", netloc="").geturl()
+        )
+        sep = "&" if "?" in location else "?"
+        self._send("PUT", f"{location}{sep}digest={digest}", data, {"Content-Type": "application/octet-stream"})
+        return digest
+
+    def put_manifest(self, repository: str, reference: str, media_type: str, body: bytes) -> str:
+        _, headers = self._send("PUT", f"/v2/{repository}/manifests/{reference}", body, {"Content-Type": media_type})
+        return headers["Docker-Content-Digest"]
+
+    def push_oci_index(self, repository: str, tag: str, marker: str = "") -> str:
+        """An OCI image index like Docker 29's containerd store or `buildx --push` publishes: a runnable
+        linux/amd64 image, a linux/arm64 one, and a provenance attestation manifest. Returns its digest."""
+        oci_manifest = "application/vnd.oci.image.manifest.v1+json"
+        index_type = "application/vnd.oci.image.index.v1+json"
+        entries = []
+        for arch in ("amd64", "arm64"):
+            tar_bytes = _tar({"hello.txt": f"atbb index test {arch} {marker} {uuid.uuid4()}\n".encode()})
+            layer = gzip.compress(tar_bytes, mtime=0)
+            config = json.dumps(
+                {
+                    "architecture": arch,
+                    "os": "linux",
+                    "config": {"Cmd": ["/hello.txt"]},
+                    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(tar_bytes).hexdigest()]},
+                }
+            ).encode()
+            manifest = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": oci_manifest,
+                    "config": {
+                        "mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": self.put_blob(repository, config),
+                        "size": len(config),
+                    },
+                    "layers": [
+                        {
+                            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": self.put_blob(repository, layer),
+                            "size": len(layer),
+                        }
+                    ],
+                }
+            ).encode()
+            digest = self.put_manifest(repository, "sha256:" + hashlib.sha256(manifest).hexdigest(), oci_manifest,
+                                       manifest)  # fmt: skip
+            entries.append(
+                {
+                    "mediaType": oci_manifest,
+                    "digest": digest,
+                    "size": len(manifest),
+                    "platform": {"architecture": arch, "os": "linux"},
+                }
+            )
+        statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1", "subject": [entries[0]]}).encode()
+        empty = b"{}"
+        attestation = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": oci_manifest,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": self.put_blob(repository, empty),
+                    "size": len(empty),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.in-toto+json",
+                        "digest": self.put_blob(repository, statement),
+                        "size": len(statement),
+                        "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
+                    }
+                ],
+            }
+        ).encode()
+        att_digest = self.put_manifest(
+            repository, "sha256:" + hashlib.sha256(attestation).hexdigest(), oci_manifest, attestation
+        )
+        entries.append(
+            {
+                "mediaType": oci_manifest,
+                "digest": att_digest,
+                "size": len(attestation),
+                "annotations": {
+                    "vnd.docker.reference.digest": entries[0]["digest"],
+                    "vnd.docker.reference.type": "attestation-manifest",
+                },
+                "platform": {"architecture": "unknown", "os": "unknown"},
+            }
+        )
+        index = json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": entries}).encode()
+        return self.put_manifest(repository, tag, index_type, index)
+
+    def content_type(self, repository: str, tag: str) -> str:
+        with self._request("GET", f"/v2/{repository}/manifests/{tag}", True, {"Accept": MANIFEST_TYPES}) as r:
+            return r.headers["Content-Type"]
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def docker(*args: str, config: Path, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
