@@ -4,6 +4,11 @@ The runner's variables are set by hand (a tag push of v1.2.3 to acme/forum; the 
 purpose: GHCR names must be lower case), each step gets its own $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY
 file like on a real runner, and the registry is a real one on loopback that accepts GITHUB_ACTOR /
 GITHUB_TOKEN. Then the step outputs are read back with the runner's own parsing rules.
+
+`test_two_publishes_*` replay the queue design: a push to main and a v1.2.3 tag push, each running the
+publish job's push step and then the floating job's, with the `run:` lines and env taken from publish.yml.
+The floating jobs run one after the other (they share one concurrency group) in both orders, as GitHub
+may start them either way; `latest` must end at the highest build both times.
 """
 
 from __future__ import annotations
@@ -58,11 +63,19 @@ def publish_job_steps() -> list[dict]:
     return workflow["jobs"]["publish"]["steps"]
 
 
-def test_the_publish_job_pushes_with_the_job_token() -> None:
-    """What this replay assumes about the workflow: `inv push` runs there with GITHUB_TOKEN in its env."""
-    push = [s for s in publish_job_steps() if s.get("run", "").strip() == "inv push"]
-    assert len(push) == 1, "the publish job must run `inv push` exactly once"
-    assert "GITHUB_TOKEN" in push[0].get("env", {})
+def job_push_step(job: str) -> dict:
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "publish.yml").read_text())
+    steps = [s for s in workflow["jobs"][job]["steps"] if s.get("run", "").startswith("inv push")]
+    assert len(steps) == 1, f"the {job} job must run `inv push` exactly once"
+    return steps[0]
+
+
+def test_the_publish_jobs_push_with_the_job_token() -> None:
+    """What this replay assumes about the workflow: `inv push` runs in both jobs with GITHUB_TOKEN."""
+    assert job_push_step("publish")["run"] == "inv push --only immutable"
+    assert job_push_step("floating")["run"] == "inv push --only floating"
+    for job in ("publish", "floating"):
+        assert job_push_step(job)["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
 
 
 def test_publish_job_replay(tmp_path: Path, registry: Registry) -> None:
@@ -117,15 +130,114 @@ def test_publish_job_replay(tmp_path: Path, registry: Registry) -> None:
         # build takes minutes and is covered by the image tests; this replay is about publishing.
         tiny_image(refs[0], config=docker_config)
 
-        # Step: inv push, with the job token as the workflow passes it.
-        proc, outputs, summary = step("push", "push", secrets={"GITHUB_TOKEN": registry.password})
+        # The publish job's push step, then the floating job's, with the job token as the workflow passes it.
+        token = {"GITHUB_TOKEN": registry.password}
+        proc, outputs, summary = step("push", *job_push_step("publish")["run"].split()[1:], secrets=token)
         digest = proc.stdout.strip()
         assert outputs == {"digest": digest}
         assert digest.startswith("sha256:") and len(digest) == 71
         assert f"Digest `{digest}`" in summary
         assert "| Tag | Digest |" in summary
-        assert [ln.split("`")[1] for ln in summary.splitlines() if ln.startswith("| `")] == list(TAGS)
+        assert [ln.split("`")[1] for ln in summary.splitlines() if ln.startswith("| `")] == ["1.2.3"]
+        assert registry.password not in proc.stdout + proc.stderr
+        proc, outputs, summary = step("floating", *job_push_step("floating")["run"].split()[1:], secrets=token)
+        assert proc.stdout == ""
+        assert outputs == {}
+        rows = [ln.split("`")[1:4:2] for ln in summary.splitlines() if ln.startswith("| `")]
+        assert rows == [["1.2", "1.2.3"], ["1", "1.2.3"], ["latest", "1.2.3"]]
         assert registry.password not in proc.stdout + proc.stderr
         assert {t: registry.digest("acme/atbb", t) for t in TAGS} == dict.fromkeys(TAGS, digest)
     finally:
         remove_image(*refs, config=docker_config)
+
+
+# --- two publishes, one queue -------------------------------------------------------------------------------
+
+
+def runner_env_for(registry: Registry, docker_config: Path, ref: str, sha: str) -> dict[str, str]:
+    return {
+        **GIT_ENV,
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_REF": ref,
+        "GITHUB_REF_NAME": ref.rsplit("/", 1)[1],
+        "GITHUB_SHA": sha,
+        "GITHUB_REPOSITORY": "acme/forum",
+        "GITHUB_REPOSITORY_OWNER": "acme",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_ACTOR": registry.user,
+        "DOCKER_CONFIG": str(docker_config),
+        "ATBB_IMAGE_REGISTRY": registry.host,
+    }
+
+
+def run_job(job: str, repo: Path, env: dict[str, str], registry: Registry, tmp_path: Path, name: str):
+    """One job's `inv push` step, as publish.yml writes it (its run line and its env, secrets filled in)."""
+    step = job_push_step(job)
+    secrets = {k: registry.password for k, v in step["env"].items() if v == "${{ secrets.GITHUB_TOKEN }}"}
+    files = {"GITHUB_OUTPUT": tmp_path / f"{name}.output", "GITHUB_STEP_SUMMARY": tmp_path / f"{name}.summary"}
+    for path in files.values():
+        path.touch()
+    proc = run_inv(*step["run"].split()[1:], cwd=repo, env={**env, **{k: str(v) for k, v in files.items()},
+                   **secrets}, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stderr}"
+    return proc
+
+
+SEQUENCES = {
+    # Both builds done, then the floating jobs in either order (they share one group: never at once).
+    "both-built-main-floats-first": ["main-publish", "tag-publish", "main-floating", "tag-floating"],
+    "both-built-tag-floats-first": ["main-publish", "tag-publish", "tag-floating", "main-floating"],
+    # One run finishes completely before the other's build is even pushed.
+    "main-finishes-first": ["main-publish", "main-floating", "tag-publish", "tag-floating"],
+    "tag-finishes-first": ["tag-publish", "tag-floating", "main-publish", "main-floating"],
+}
+
+
+@pytest.mark.parametrize("sequence", list(SEQUENCES))
+@pytest.mark.parametrize("main_commit", ["same-as-tag", "after-tag"])
+def test_two_publishes_end_with_latest_at_the_highest_build(
+    tmp_path: Path, registry: Registry, sequence: str, main_commit: str
+) -> None:
+    """A push to main and the v1.2.3 tag push, both publishing, their jobs finishing in any order.
+
+    same-as-tag: main and v1.2.3 are one commit, so the release is the highest build: latest = 1.2.3.
+    after-tag: main moved one commit past v1.2.3, so its build is newer: latest = main-<sha>.
+    """
+    repo = kit_repo(tmp_path / "repo", tag=None)
+    tag_sha = git(repo, "rev-parse", "HEAD")
+    git(repo, "tag", "v1.2.3")
+    if main_commit == "after-tag":
+        (repo / "CHANGELOG.md").write_text("after 1.2.3\n")
+        git(repo, "add", "CHANGELOG.md")
+        git(repo, "commit", "-q", "-m", "after 1.2.3")
+    main_sha = git(repo, "rev-parse", "HEAD")
+    docker_config = tmp_path / "docker-config"
+    docker_config.mkdir()
+    envs = {
+        "main": runner_env_for(registry, docker_config, "refs/heads/main", main_sha),
+        "tag": runner_env_for(registry, docker_config, "refs/tags/v1.2.3", tag_sha),
+    }
+    repository = f"{registry.host}/acme/atbb"
+    refs = {"main": f"{repository}:main-{main_sha[:7]}", "tag": f"{repository}:1.2.3"}
+    digests: dict[str, str] = {}
+    try:
+        for event in SEQUENCES[sequence]:
+            run, job = event.split("-")
+            if job == "publish":
+                # The build (a tiny stand-in image: this replay is about publishing), then the push step.
+                tiny_image(refs[run], config=docker_config)
+            proc = run_job(job, repo, envs[run], registry, tmp_path, event)
+            if job == "publish":
+                digests[run] = proc.stdout.strip()
+                assert registry.digest("acme/atbb", refs[run].rsplit(":", 1)[1]) == digests[run]
+        assert digests["main"] != digests["tag"]
+
+        expected = digests["tag"] if main_commit == "same-as-tag" else digests["main"]
+        assert registry.digest("acme/atbb", "latest") == expected
+        # The release lines follow the release, whichever job moved them.
+        assert registry.digest("acme/atbb", "1.2") == digests["tag"]
+        assert registry.digest("acme/atbb", "1") == digests["tag"]
+    finally:
+        remove_image(*refs.values(), config=docker_config)
