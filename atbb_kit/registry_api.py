@@ -310,6 +310,7 @@ class Repository:
     def retag(self, source: str, tag: str) -> str:
         """Point `tag` at the manifest `source` names (same bytes, so the same digest); return that digest."""
         media_type, body = self.manifest(source)
+        self._ask_for_push_scope()
         status, resp_headers, answer = self.client.request(
             "PUT", self._path("manifests", tag), {"Content-Type": media_type}, data=body
         )
@@ -317,6 +318,16 @@ class Repository:
             digest = resp_headers.get("Docker-Content-Digest", "")
             return digest if _DIGEST.fullmatch(digest) else "sha256:" + hashlib.sha256(body).hexdigest()
         raise self._failed(status, answer, f"{self.repository}:{tag}", "write")
+
+    def _ask_for_push_scope(self) -> None:
+        """Trade a pull token for a `pull,push` one before writing, the way the docker client does: some
+        registries answer a write with a pull token by 403, not by a new challenge."""
+        scheme, params = parse_challenge(self.client.challenge)
+        if scheme != "bearer" or not params.get("realm") or not params.get("scope", "").endswith(":pull"):
+            return
+        params["scope"] = f"repository:{self.repository}:pull,push"
+        self.client.authorization = "Bearer " + self.client._token(params)
+        self.client.challenge = "Bearer " + ",".join(f'{k}="{v}"' for k, v in params.items())
 
     def _failed(self, status: int, body: bytes, what: str, action: str) -> RegistryError:
         detail = error_messages(body)

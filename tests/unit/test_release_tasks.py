@@ -1037,10 +1037,23 @@ def test_retag_copies_an_index_byte_for_byte_with_a_push_token(writable_registry
     assert repo.retag("1.2.3", "latest") == index_digest
     assert WritableRegistry.manifests["latest"] == ("application/vnd.oci.image.index.v1+json", INDEX)
     assert repo.digest("latest") == index_digest
-    # The pull token was refused for the PUT; the client asked for a pull,push one and retried once.
+    # Before writing, the client traded its pull token for a pull,push one, like the docker client does.
     assert [line for line in WritableRegistry.log if line.startswith("PUT")] == [
-        "PUT /v2/acme/atbb/manifests/latest pull",
-        "PUT /v2/acme/atbb/manifests/latest pull,push",
+        "PUT /v2/acme/atbb/manifests/latest pull,push"
+    ]
+    assert any("scope=repository%3Aacme%2Fatbb%3Apull%2Cpush" in line for line in WritableRegistry.log)
+
+
+def test_a_write_refused_with_a_new_challenge_is_retried_once_with_its_scope(writable_registry: str) -> None:
+    # A registry whose challenges name no scope: the first PUT goes out with the pull token, gets a
+    # challenge for pull,push, and is sent again once.
+    repo = registry_api.Repository(writable_registry, "acme/atbb", credentials=CREDS)
+    repo.digest("1.2.3")
+    repo.client.challenge = repo.client.challenge.replace(',scope="repository:acme/atbb:pull"', "")
+    assert repo.retag("1.2.4", "1.2") == "sha256:" + hashlib.sha256(WritableRegistry.manifests["1.2.4"][1]).hexdigest()
+    assert [line for line in WritableRegistry.log if line.startswith("PUT")] == [
+        "PUT /v2/acme/atbb/manifests/1.2 pull",
+        "PUT /v2/acme/atbb/manifests/1.2 pull,push",
     ]
 
 
