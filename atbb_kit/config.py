@@ -17,6 +17,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -24,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from atbb_kit import imageref, safe_yaml
 from atbb_kit.errors import ConfigError
+from atbb_kit.imageref import shown
 
 CONFIG_NAME = "atbb.yaml"
 ENV_PREFIX = "ATBB_"
@@ -52,10 +55,54 @@ def _matches(pattern: str, expected: str):
 
     def check(value: str) -> str:
         if not compiled.fullmatch(value):
-            raise ValueError(f"expected {expected}, got {value!r}")
+            raise ValueError(f"expected {expected}, got {shown(value)}")
         return value
 
     return AfterValidator(check)
+
+
+def _image_name(value: str) -> str:
+    # With the registry (at most 100) and the owner (at most 64), the whole name stays within docker's 255.
+    if len(value) > IMAGE_NAME_MAX:
+        raise ValueError(f"expected at most {IMAGE_NAME_MAX} characters, got {len(value)}")
+    imageref.check_path(value)  # its ValueError says what is wrong
+    return value
+
+
+def _image_ref(value: str) -> str:
+    imageref.parse(value)  # its ValueError says what is wrong
+    return value
+
+
+def _registry(value: str) -> str:
+    if len(value) > 100:
+        raise ValueError(f"expected a registry host of at most 100 characters, got {len(value)}")
+    first = value.split("/", 1)[0]
+    # docker reads `name/...` as a Docker Hub account unless the first part has a dot or a port, or is
+    # localhost: a registry without one would silently push to Docker Hub.
+    if "/" in value or not ("." in first or ":" in first or first == "localhost"):
+        raise ValueError(f"expected a registry host like ghcr.io or localhost:5000, got {shown(value)}")
+    reason = imageref.problem(f"{value}/x")
+    if reason:
+        raise ValueError(f"expected a registry host like ghcr.io or localhost:5000, got {shown(value)}: {reason}")
+    return value
+
+
+def _owner(value: str) -> str:
+    # Lower-cased, it is one part of the repository name: single . _ - between letters and digits.
+    if value and (len(value) > 64 or imageref.problem(f"{value.lower()}/atbb")):
+        raise ValueError(
+            "expected a GitHub user or organisation name (letters and digits, single - . _ between them, at most "
+            f"64 characters), or empty; got {shown(value)}"
+        )
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    # pydantic reads true as 1: a budget of "yes" must not become 1 MB.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return value
 
 
 def _relative_path(value: str) -> str:
@@ -78,23 +125,13 @@ RelPath = Annotated[str, AfterValidator(_relative_path)]
 UrlPath = Annotated[str, AfterValidator(_url_prefix)]
 EnvName = Annotated[str, _matches(r"[A-Z_][A-Z0-9_]*", "an upper-case variable name like DATABASE_URL")]
 Platform = Annotated[str, _matches(r"[a-z0-9]+/[a-z0-9_]+(/v[0-9]+)?", "os/arch like linux/amd64")]
-ImageName = Annotated[
-    str,
-    _matches(
-        r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*",
-        "lower-case letters, digits and . _ - separators (registries reject upper case)",
-    ),
-]
-ImageRef = Annotated[
-    str,
-    _matches(
-        r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-        r"(?:@sha256:[a-f0-9]{64})?",
-        "an image reference like node:22-alpine or registry.example/team/node:22",
-    ),
-]
-Registry = Annotated[str, _matches(r"[A-Za-z0-9.-]+(?::[0-9]+)?", "a registry host like ghcr.io or 127.0.0.1:5000")]
-Owner = Annotated[str, _matches(r"|[A-Za-z0-9][A-Za-z0-9_.-]*", "a GitHub user or organisation name, or empty")]
+IMAGE_NAME_MAX = 80
+# Image references and names follow docker's own grammar (atbb_kit/imageref.py).
+ImageName = Annotated[str, AfterValidator(_image_name)]
+ImageRef = Annotated[str, AfterValidator(_image_ref)]
+Registry = Annotated[str, AfterValidator(_registry)]
+Owner = Annotated[str, AfterValidator(_owner)]
+SizeBudget = Annotated[int, BeforeValidator(_whole_number), Field(gt=0, le=10_000)]
 Semver = Annotated[str, _matches(r"[0-9]+\.[0-9]+\.[0-9]+", "an exact version like 9.15.9")]
 NodeMajor = Annotated[str, _matches(r"[0-9]{2}", "a Node.js major version like 22")]
 Package = Annotated[str, _matches(r"(@[a-z0-9._-]+/)?[a-z0-9._-]+", "a package name like @atbb/appview")]
@@ -139,7 +176,7 @@ class ImageConfig(_Strict):
     name: ImageName = "atbb"
     base: ImageRef = "node:22-alpine"
     platforms: tuple[Platform, ...] = Field(default=("linux/amd64",), min_length=1)
-    size_budget_mb: int = Field(default=250, gt=0, le=10_000)
+    size_budget_mb: SizeBudget = 250
     title: str = "atBB"
     description: str = "A forum built on the AT Protocol"
     licenses: str = "MIT"
@@ -297,10 +334,25 @@ def _walk(node: yaml.Node, path: str, lines: dict[str, int], name: str) -> None:
 def _read_file(path: Path) -> _FileData:
     name = path.name
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(safe_yaml.MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from None
+    if len(raw) > safe_yaml.MAX_BYTES:
+        raise ConfigError(
+            f"{name} is larger than {safe_yaml.MAX_BYTES // 1024} KiB (the kit's own is about 10 KiB)",
+            "check that it is the kit's atbb.yaml (ATBB_CONFIG names another file)",
+        )
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{name}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})", "save the file as UTF-8"
+        ) from None
+    try:
+        # Bounds first (aliases, size once expanded, nesting): PyYAML itself has none.
+        safe_yaml.check(text, name)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -308,6 +360,8 @@ def _read_file(path: Path) -> _FileData:
         where = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{name}{where}: not valid YAML ({problem})", "fix the syntax at that line") from None
+    except (ValueError, OverflowError) as exc:  # a scalar PyYAML cannot convert, e.g. an int of 5000 digits
+        raise ConfigError(f"{name}: a value cannot be read ({str(exc)[:120]})", "shorten or quote it") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -52,12 +52,12 @@ BAD = [
     ),
     ("platform-upper", *_file("[linux/amd64]", "[Linux/AMD64]"), "image.platforms[0]: expected os/arch"),
     ("platforms-empty", *_file("[linux/amd64]", "[]"), "image.platforms: tuple should have at least 1 item"),
-    ("name-upper", *_file("name: atbb", "name: AtBB"), "image.name: expected lower-case"),
-    ("name-space", *_file("name: atbb", "name: at bb"), "image.name: expected lower-case"),
+    ("name-upper", *_file("name: atbb", "name: AtBB"), "image.name: 'AtBB' holds upper case"),
+    ("name-space", *_file("name: atbb", "name: at bb"), "image.name: 'at bb' is not a repository name"),
     (
         "base-bad",
         *_file("base: node:22-alpine", "base: 'node::22'"),
-        "image.base: expected an image reference",
+        "image.base: 'node:' is not a repository name",
     ),
     (
         "budget-negative",
@@ -152,7 +152,7 @@ BAD = [
         {"ATBB_COMPOSE_HOST_PORT": "99999"},
         "ATBB_COMPOSE_HOST_PORT (compose.host_port): input",
     ),
-    ("env-base", "", "", {"ATBB_IMAGE_BASE": "Node:22"}, "ATBB_IMAGE_BASE (image.base): expected an image"),
+    ("env-base", "", "", {"ATBB_IMAGE_BASE": "Node:22"}, "ATBB_IMAGE_BASE (image.base): 'Node' holds upper case"),
     (
         "env-platform",
         "",
