@@ -9,6 +9,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from atbb_kit import image_spec
+from atbb_kit.errors import KitError
 from atbb_kit.runner import Command, Secret, argv
 
 PNPM_HINT = "install pnpm (npm i -g pnpm@<node.pnpm from atbb.yaml>) or run scripts/bootstrap.sh"
@@ -64,19 +66,45 @@ def pytest_suite(root: Path, suite: str, extra: Sequence[str] = ()) -> Command:
 BUILDERS = ("buildx", "buildkit", "classic")
 
 
-def build_args(cfg) -> dict[str, str]:
-    """The Dockerfile's ARGs, from atbb.yaml; their defaults in docker/Dockerfile mirror the same file."""
-    svc = cfg.services
+KIT_ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = KIT_ROOT / "docker" / "Dockerfile"
+
+
+def context_relative(path: Path, what: str, context: Path = KIT_ROOT) -> str:
+    """`path` relative to the build context, which must contain it (COPY cannot reach outside)."""
+    try:
+        rel = path.resolve().relative_to(context.resolve())
+    except ValueError:
+        raise KitError(
+            f"{what} {path} is outside the build context {context}",
+            "keep the monorepo and nginx.conf inside the kit's folder (copy the kit into the app's repository)",
+        ) from None
+    return rel.as_posix() or "."
+
+
+def build_args(cfg, context: Path = KIT_ROOT) -> dict[str, str]:
+    """The Dockerfile's ARGs, from atbb.yaml; their defaults in docker/Dockerfile mirror the kit's own file."""
+    monorepo = cfg.monorepo_dir()
+    kit_files = [
+        context / "atbb_kit",
+        context / "tasks.py",
+        context / "docker" / "Dockerfile",
+        context / "docker" / "entrypoint.sh",
+        context / "nginx" / "nginx.conf.template",
+        cfg.file(),
+        cfg.nginx_conf_path(),
+    ]
     return {
         "NODE_BASE": cfg.image.base,
         "PNPM_VERSION": cfg.node.pnpm,
-        "MONOREPO": cfg.monorepo,
-        "APPVIEW_ENTRY": svc["appview"].entry,
-        "WEB_ENTRY": svc["web"].entry,
-        "MIGRATE_ENTRY": cfg.migrate.entry,
-        "APPVIEW_PORT": str(svc["appview"].port),
-        "WEB_PORT": str(svc["web"].port),
-        "HEALTH_PATH": cfg.health.path,
+        "MONOREPO": context_relative(monorepo, "the monorepo", context),
+        "NGINX_CONF": context_relative(cfg.nginx_conf_path(), "nginx.conf", context),
+        "KIT_EXCLUDE": " ".join(image_spec.kit_paths_inside(monorepo, kit_files)),
+        "RUNTIME_INCLUDE": " ".join(cfg.runtime.include),
+        "MIGRATE_PACKAGE": cfg.migrate.package,
+        "SERVICES": image_spec.supervisor_spec(cfg),
+        "MIGRATE": image_spec.migrate_spec(cfg),
+        "HEALTH": image_spec.health_spec(cfg),
     }
 
 

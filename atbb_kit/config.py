@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -143,31 +143,162 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEFAULT_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: https:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
 class NodeConfig(_Strict):
     version: NodeMajor = "22"
     pnpm: Semver = "9.15.9"
 
 
+# Reserved words of the service table: they name the kit's own processes or placeholders.
+RESERVED_SERVICE_NAMES = frozenset({"nginx", "port", "host", "migrate"})
+# One name per process; used in nginx upstream names and shell variable names, so kept plain.
+ServiceName = Annotated[str, _matches(r"[a-z][a-z0-9_]{0,31}", "a lower-case name like appview or web_2")]
+HostName = Annotated[
+    str,
+    _matches(
+        r"(?:\*\.)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*",
+        "a lower-case host name like forum.example.org (or *.example.org)",
+    ),
+]
+HeaderName = Annotated[str, _matches(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}", "an HTTP header name like X-Frame-Options")]
+
+
+def _argument(value: str) -> str:
+    if not value or any(ord(ch) < 32 for ch in value):
+        raise ValueError(f"expected a non-empty argument without control characters, got {value!r}")
+    return value
+
+
+def _header_value(value: str) -> str:
+    # The value lands inside double quotes in nginx.conf: these would end the string or be read as a
+    # variable instead of failing loudly.
+    bad = sorted({ch for ch in value if ch in '"\\$' or ord(ch) < 32})
+    if not value.strip() or bad:
+        shown = ", ".join(repr(ch) for ch in bad) or "an empty value"
+        raise ValueError(f"a header value cannot hold {shown}; got {value!r}")
+    return value
+
+
+def _runtime_pattern(value: str) -> str:
+    if any(ch.isspace() or ch in "'\"\\$`;&|<>(){}[]" for ch in value):
+        raise ValueError(f"expected a path pattern without spaces, quotes or shell characters, got {value!r}")
+    return _relative_path(value)
+
+
+def _cwd(value: str) -> str:
+    return value if value == "." else _relative_path(value)
+
+
+Argument = Annotated[str, AfterValidator(_argument)]
+HeaderValue = Annotated[str, AfterValidator(_header_value)]
+RuntimePattern = Annotated[str, AfterValidator(_runtime_pattern)]
+Cwd = Annotated[str, AfterValidator(_cwd)]
+EnvValue = Annotated[str, AfterValidator(_argument)]
+
+# {port}, {host}, {NAME.port}, {NAME.url}; {{ and }} stand for literal braces.
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+def placeholders(value: str) -> list[str | None]:
+    """The placeholders in an env value, in order; None for a lone brace (an error to report)."""
+    found: list[str | None] = []
+    for m in PLACEHOLDER.finditer(value):
+        token = m.group(0)
+        if token in ("{{", "}}"):
+            continue
+        found.append(m.group(1) if token.startswith("{") and token.endswith("}") else None)
+    return found
+
+
+_MOVED_SERVICE_KEYS = {
+    "entry": "`entry` was replaced by `command`, an argument list: command: [node, {value}]",
+    "static_path": "`static_path` moved to routes: add `- {{path: {value}, service: <this service>, "
+    "cache: immutable}}` to routes",
+}
+
+
 class ServiceConfig(_Strict):
-    package: Package
-    port: Port
-    entry: RelPath
-    static_path: UrlPath | None = None
+    package: Package | None = None
+    command: tuple[Argument, ...] = Field(min_length=1, max_length=64)
+    cwd: Cwd = "."
+    port: Port | None = None
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict, max_length=64)
+    grace: int = Field(default=5, ge=1, le=120)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        # The first version's two-service shape: say what replaced each key instead of "unknown key".
+        if isinstance(data, dict):
+            for key, template in _MOVED_SERVICE_KEYS.items():
+                if key in data:
+                    raise ValueError(template.format(value=data[key]))
+            for key, value in list((data.get("env") or {}).items()) if isinstance(data.get("env"), dict) else []:
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    data = {**data, "env": {**data["env"], key: str(value)}}
+        return data
 
 
 class RouteConfig(_Strict):
     path: UrlPath
-    service: str
+    service: ServiceName
+    # exact: this one path; prefix: the path and everything below it.
+    match: Literal["prefix", "exact"] = "prefix"
+    host: HostName | None = None
+    cache: Literal["immutable"] | None = None
+
+
+class CspConfig(_Strict):
+    mode: Literal["enforce", "report-only", "app", "remove"] = "enforce"
+    policy: HeaderValue = DEFAULT_CSP
 
 
 class HealthConfig(_Strict):
     path: UrlPath = "/api/health"
+    # Default: whichever service routes[] send `path` to.
+    service: ServiceName | None = None
+    status: int = Field(default=200, ge=100, le=599)
+    body: Annotated[str, AfterValidator(_argument), Field(max_length=200)] | None = None
 
 
 class MigrateConfig(_Strict):
-    command: tuple[str, ...] = Field(default=("migrate",), min_length=1)
-    entry: RelPath = "apps/appview/dist/migrate.js"
+    # Empty: the app has no migrations; `docker run IMAGE migrate` says so and exits 0.
+    command: tuple[Argument, ...] = Field(default=(), max_length=64)
+    cwd: Cwd = "."
+    package: Package | Literal[""] = ""
     wait_timeout: int = Field(default=60, ge=1, le=3600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("entry" in data or list(data.get("command") or []) == ["migrate"]):
+            entry = data.get("entry", "<your migrator script>")
+            raise ValueError(
+                "migrate.command is now the migration command itself (baked into the image), and "
+                f"migrate.entry is gone: write command: [node, {entry}]"
+            )
+        return data
+
+
+class RuntimeConfig(_Strict):
+    include: tuple[RuntimePattern, ...] = Field(default=("*/dist",), min_length=1, max_length=64)
+
+
+class NginxConfig(_Strict):
+    conf: RelPath = "nginx/nginx.conf"
+    worker_connections: int = Field(default=4096, ge=512, le=65536)
+    client_header_timeout: int = Field(default=10, ge=1, le=300)
+    client_body_timeout: int = Field(default=30, ge=1, le=600)
+    send_timeout: int = Field(default=30, ge=1, le=600)
+    keepalive_timeout: int = Field(default=65, ge=0, le=600)
+    client_max_body_size_mb: int = Field(default=10, ge=1, le=10_000)
+    requests_per_client: int = Field(default=512, ge=0, le=100_000)
 
 
 class ImageConfig(_Strict):
@@ -199,84 +330,182 @@ class EnvConfig(_Strict):
     secret: tuple[EnvName, ...] = ("DATABASE_URL", "SESSION_SECRET")
 
 
+DockerNetwork = Annotated[str, _matches(r"|[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", "a Docker network name, or empty")]
+
+
 class ComposeConfig(_Strict):
     file: RelPath = "docker-compose.example.yml"
     project: ProjectName = "atbb"
     host_port: Port = 8080
     postgres_image: ImageRef = "postgres:16-alpine"
+    network: DockerNetwork = ""
 
 
-SERVICE_NAMES = ("appview", "web")
+# Headers nginx sets unless atbb.yaml says otherwise; listing one in `headers:` overrides its entry only.
+DEFAULT_HEADERS: dict[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+}
+# Headers that only make sense as nginx or the protocol sets them; a policy for them would break responses.
+UNMANAGED_HEADERS = frozenset(
+    {
+        "content-security-policy",
+        "content-security-policy-report-only",
+        "content-type",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "upgrade",
+        "keep-alive",
+        "date",
+        "server",
+        "location",
+        "set-cookie",
+    }
+)
 
 
 class Config(_Strict):
     monorepo: Annotated[str, AfterValidator(lambda v: v if v == "." else _relative_path(v))] = "examples/forum"
     node: NodeConfig = NodeConfig()
-    services: dict[str, ServiceConfig]
-    routes: tuple[RouteConfig, ...] = Field(min_length=1)
+    services: dict[ServiceName, ServiceConfig] = Field(min_length=1, max_length=16)
+    routes: tuple[RouteConfig, ...] = Field(min_length=1, max_length=128)
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=lambda: dict(DEFAULT_HEADERS), max_length=32)
+    csp: CspConfig = CspConfig()
     health: HealthConfig = HealthConfig()
     migrate: MigrateConfig = MigrateConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    nginx: NginxConfig = NginxConfig()
     image: ImageConfig = ImageConfig()
     release: ReleaseConfig = ReleaseConfig()
     env: EnvConfig = EnvConfig()
     compose: ComposeConfig = ComposeConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_default_headers(cls, data: Any) -> Any:
+        # A file that tunes one header keeps the kit's defaults for the others; `app` or `remove` drops one.
+        if isinstance(data, dict) and isinstance(data.get("headers"), dict):
+            given = {str(k).lower() for k in data["headers"]}
+            merged = {k: v for k, v in DEFAULT_HEADERS.items() if k.lower() not in given}
+            data = {**data, "headers": {**merged, **data["headers"]}}
+        return data
+
     # Cross-field rules, one small named check each; the messages name the key they blame.
     @model_validator(mode="after")
-    def _services_are_the_two(self) -> Config:
-        missing = [n for n in SERVICE_NAMES if n not in self.services]
-        extra = [n for n in self.services if n not in SERVICE_NAMES]
-        if missing or extra:
-            raise ValueError(
-                "services: expected exactly appview and web"
-                + (f"; missing {', '.join(missing)}" if missing else "")
-                + (f"; unknown {', '.join(extra)}" if extra else "")
-            )
+    def _service_names_are_free(self) -> Config:
+        for name in self.services:
+            if name in RESERVED_SERVICE_NAMES:
+                raise ValueError(f"services.{name}: {name!r} is reserved by the kit; rename the service")
         return self
 
     @model_validator(mode="after")
     def _ports_are_distinct(self) -> Config:
-        ports = [s.port for s in self.services.values()]
-        if len(set(ports)) != len(ports):
-            raise ValueError("services: appview and web need different ports")
+        owner: dict[int, str] = {}
         for name, svc in self.services.items():
+            if svc.port is None:
+                continue
             if svc.port == 80:
                 raise ValueError(f"services.{name}.port: 80 is nginx's port inside the image; pick another")
+            if svc.port in owner:
+                raise ValueError(f"services.{name}.port: {svc.port} is already services.{owner[svc.port]}.port")
+            owner[svc.port] = name
         return self
+
+    @model_validator(mode="after")
+    def _env_placeholders_resolve(self) -> Config:
+        for name, svc in self.services.items():
+            for var, value in svc.env.items():
+                for token in placeholders(value):
+                    problem = self._placeholder_problem(name, svc, token)
+                    if problem:
+                        raise ValueError(f"services.{name}.env.{var}: {problem}")
+        return self
+
+    def _placeholder_problem(self, name: str, svc: ServiceConfig, placeholder: str | None) -> str | None:
+        token = placeholder
+        if token is None:
+            return "a lone { or }; write {{ or }} for a literal brace"
+        if token == "host":  # noqa: S105 - a placeholder name, not a credential
+            return None
+        if token == "port":  # noqa: S105
+            return None if svc.port else f"{{port}} but services.{name} has no port"
+        other, _, attr = token.partition(".")
+        if attr not in ("port", "url"):
+            return f"unknown placeholder {{{token}}}; expected {{port}}, {{host}}, {{NAME.port}} or {{NAME.url}}"
+        if other not in self.services:
+            return f"{{{token}}} names no service; known: {', '.join(self.services)}"
+        if self.services[other].port is None:
+            return f"{{{token}}}: services.{other} has no port"
+        return None
 
     @model_validator(mode="after")
     def _routes_point_at_services(self) -> Config:
-        seen: set[str] = set()
+        seen: set[tuple[str | None, str, str]] = set()
         for i, route in enumerate(self.routes):
             if route.service not in self.services:
-                raise ValueError(f"routes[{i}].service: unknown service {route.service!r}; expected appview or web")
-            if route.path in seen:
-                raise ValueError(f"routes[{i}].path: {route.path!r} is routed twice")
-            seen.add(route.path)
-        if "/" not in seen:
-            raise ValueError("routes: no route for '/' — add one so every other path reaches a service")
+                known = ", ".join(self.services)
+                raise ValueError(f"routes[{i}].service: unknown service {route.service!r}; expected one of {known}")
+            if self.services[route.service].port is None:
+                raise ValueError(f"routes[{i}].service: services.{route.service} has no port, so it cannot be routed")
+            key = (route.host, route.match, route.path)
+            if key in seen:
+                raise ValueError(f"routes[{i}].path: {route.match} {route.path!r} is routed twice")
+            seen.add(key)
+        if (None, "prefix", "/") not in seen:
+            raise ValueError("routes: no prefix route for '/' without host — add one so every path reaches a service")
         return self
 
     @model_validator(mode="after")
-    def _health_reaches_appview(self) -> Config:
-        if self.service_for(self.health.path) != "appview":
-            raise ValueError(f"health.path: {self.health.path!r} is not routed to appview")
+    def _headers_are_policies(self) -> Config:
+        seen: set[str] = set()
+        for name in self.headers:
+            low = name.lower()
+            if low in seen:
+                raise ValueError(f"headers.{name}: listed twice (header names ignore case)")
+            seen.add(low)
+            if low in UNMANAGED_HEADERS:
+                hint = "use the csp: section" if low.startswith("content-security") else "nginx or the app owns it"
+                raise ValueError(f"headers.{name}: not a header the kit can set ({hint})")
         return self
 
-    def service_for(self, path: str) -> str:
-        """The service nginx sends `path` to: the longest matching route prefix wins, like nginx does."""
-        best = max((r for r in self.routes if path.startswith(r.path)), key=lambda r: len(r.path))
-        return best.service
+    @model_validator(mode="after")
+    def _health_is_routed(self) -> Config:
+        routed = self.service_for(self.health.path)
+        wanted = self.health.service
+        if wanted is not None and wanted not in self.services:
+            raise ValueError(f"health.service: unknown service {wanted!r}; expected one of {', '.join(self.services)}")
+        if wanted is not None and routed != wanted:
+            raise ValueError(f"health.path: {self.health.path!r} is routed to {routed}, not health.service {wanted}")
+        return self
+
+    def health_service(self) -> str:
+        return self.health.service or self.service_for(self.health.path)
+
+    def service_for(self, path: str, host: str | None = None) -> str:
+        """The service nginx sends `path` (for `host`) to; see atbb_kit/routing.py for the rules."""
+        from atbb_kit.routing import resolve
+
+        return resolve(self.routes, path, host).service
 
     # Set by load_config: where the values came from, not values themselves.
     _root: Path = PrivateAttr(default_factory=Path.cwd)
+    _file: Path | None = PrivateAttr(default=None)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def root(self) -> Path:
         return self._root
 
+    def file(self) -> Path:
+        return self._file or self.root() / CONFIG_NAME
+
     def monorepo_dir(self) -> Path:
         return (self.root() / self.monorepo).resolve()
+
+    def nginx_conf_path(self) -> Path:
+        return (self.root() / self.nginx.conf).resolve()
 
     def sources(self) -> dict[str, str]:
         return dict(self._sources)
@@ -383,8 +612,8 @@ def _leaf_paths(model: type[BaseModel], data: Mapping[str, Any], prefix: str = "
             for svc, svc_data in ((data or {}).get(name) or {}).items():
                 if isinstance(svc_data, dict):
                     yield from _leaf_paths(ServiceConfig, svc_data, f"{path}.{svc}")
-        elif name == "routes":
-            continue  # a list of mappings has no sensible single-variable form; edit the file
+        elif name == "routes" or getattr(ann, "__origin__", None) is dict:
+            continue  # lists of mappings and free-form maps have no sensible single-variable form
         else:
             yield path, ann
 
@@ -435,6 +664,8 @@ def _apply_flags(data: dict[str, Any], overrides: Mapping[str, Any], sources: di
 def _format_loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":
+            continue  # pydantic's marker for "the key itself is bad": the path already ends at it
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -509,6 +740,7 @@ def load_config(
         )
         raise ConfigError("\n".join(problems), fix) from None
     cfg._root = path.parent.resolve()
+    cfg._file = path.resolve()
     cfg._sources = sources
     return cfg
 

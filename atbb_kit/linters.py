@@ -26,7 +26,6 @@ NGINX_HINT = "install nginx (apt-get install nginx, or apk add nginx)"
 # The kit's own Python code: what ruff checks and formats.
 PY_PATHS = ("atbb_kit", "tests", "tasks.py")
 DOCKERFILE = Path("docker/Dockerfile")
-NGINX_CONF = Path("nginx/nginx.conf")
 WORKFLOWS_DIR = Path(".github/workflows")
 ACTIONS_DIR = Path(".github/actions")
 ACTIONLINT_SCRIPT = Path("scripts/actionlint.mjs")
@@ -188,6 +187,7 @@ def lint_steps(cfg: Any, *, bindir: Path | None = None, node: str = "node", ngin
     actions = [p.relative_to(root) for p in sorted((root / ACTIONS_DIR).glob("*/action.yml"))]
     scripts = shell_scripts(root)
     compose_file = Path(cfg.compose.file)
+    nginx_conf_path = Path(cfg.nginx.conf)
 
     def at_root(cmd: Command) -> Command:
         return replace(cmd, cwd=root)
@@ -221,13 +221,13 @@ def lint_steps(cfg: Any, *, bindir: Path | None = None, node: str = "node", ngin
         LintStep(
             "nginx-drift",
             "nginx/nginx.conf matches atbb.yaml",
-            check=_drift_check(cfg, root / NGINX_CONF),
+            check=_drift_check(cfg, root / nginx_conf_path),
         ),
         LintStep(
             "nginx",
             "nginx -t nginx/nginx.conf",
-            at_root(nginx_test(nginx or nginx_binary(), root / NGINX_CONF)),
-            missing=_missing([NGINX_CONF], root),
+            at_root(nginx_test(nginx or nginx_binary(), root / nginx_conf_path)),
+            missing=_missing([nginx_conf_path], root),
         ),
         LintStep(
             "actionlint",

@@ -45,6 +45,9 @@ def kit_copy(tmp_path: Path) -> Path:
     """A scratch folder holding a copy of atbb.yaml, for config tests that edit it."""
     (tmp_path / "atbb.yaml").write_text((ROOT / "atbb.yaml").read_text())
     (tmp_path / "tasks.py").write_text((ROOT / "tasks.py").read_text())
+    # `inv config --check` also compares the rendered nginx.conf with the config.
+    (tmp_path / "nginx").mkdir()
+    (tmp_path / "nginx" / "nginx.conf").write_text((ROOT / "nginx" / "nginx.conf").read_text())
     return tmp_path
 
 

@@ -17,11 +17,17 @@ def config(c, check=False, json_=False):
     """Show the effective config, each value with its source (file line, env variable or default)."""
     import os
 
+    from atbb_kit import nginx_conf as render
     from atbb_kit.config import effective_items
+    from atbb_kit.errors import ConfigError
 
     k = kit(c)
     if check:
-        print(f"ok: {k.cfg.root() / 'atbb.yaml'} is valid")
+        # The rendered nginx.conf is part of what atbb.yaml means: a stale one would ship the old routes.
+        drift = render.check_drift(k.cfg, k.cfg.nginx_conf_path())
+        if drift:
+            raise ConfigError(drift)
+        print(f"ok: {k.cfg.file()} is valid and {k.cfg.nginx_conf_path().name} matches it")
         return
     if json_:
         print(json.dumps(k.cfg.model_dump(mode="json"), indent=2))
@@ -43,14 +49,14 @@ def config(c, check=False, json_=False):
     Console(width=max(100, Console().width)).print(table)
 
 
-@kit_task(help={"check": "Only report whether nginx/nginx.conf matches atbb.yaml (non-zero when it drifted)."})
+@kit_task(help={"check": "Only report whether nginx.conf (nginx.conf in atbb.yaml) matches atbb.yaml."})
 def nginx_conf(c, check=False):
-    """Render nginx/nginx.conf from atbb.yaml (routes, ports, static path); commit the result."""
+    """Render nginx.conf from atbb.yaml (routes, ports, headers, limits); commit the result."""
     from atbb_kit import nginx_conf as render
     from atbb_kit.errors import KitError
 
     k = kit(c)
-    path = k.cfg.root() / "nginx" / "nginx.conf"
+    path = k.cfg.nginx_conf_path()
     drift = render.check_drift(k.cfg, path)
     if check:
         if drift:
@@ -62,3 +68,41 @@ def nginx_conf(c, check=False):
         return
     render.write(k.cfg, path)
     print(f"wrote {path}; rebuild the image (inv image) and commit the file")
+
+
+@kit_task(
+    help={
+        "check": "Answer for one path: which route and service get it (e.g. --check /api/health).",
+        "host": "The Host the request carries, for routes with host: (default: any other host).",
+    }
+)
+def routes(c, check=None, host=None):
+    """Show which service each path goes to, in nginx's order of precedence (exact, then longest prefix)."""
+    from atbb_kit import routing
+    from atbb_kit.errors import KitError
+
+    k = kit(c)
+    if check is not None:
+        if not check.startswith("/"):
+            raise KitError(f"--check {check!r} is not a URL path", "give a path starting with '/', e.g. --check /api/")
+        route = routing.resolve(k.cfg.routes, check, host)
+        port = k.cfg.services[route.service].port
+        where = f" (host {route.host})" if route.host else ""
+        print(f"{check} -> {route.service} on 127.0.0.1:{port} via {route.match} route {route.path}{where}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    for server in routing.servers(k.cfg.routes):
+        title = f"host {server.host}" if server.host else "any host"
+        table = Table(title=f"routes: {title}", title_justify="left")
+        for column in ("#", "match", "path", "service", "port", "cache"):
+            table.add_column(column)
+        for i, route in enumerate(server.routes, 1):
+            port = k.cfg.services[route.service].port
+            table.add_row(str(i), route.match, route.path, route.service, str(port), route.cache or "")
+        Console(width=max(100, Console().width)).print(table)
+    unrouted = [name for name, svc in k.cfg.services.items() if svc.port is None]
+    if unrouted:
+        print(f"no route (no port): {', '.join(unrouted)}")
+    print("precedence: an exact route for the path, else the longest matching prefix (first row that matches)")

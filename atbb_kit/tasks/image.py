@@ -19,14 +19,23 @@ from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
 )
 def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, cache=None, dry_run=False):
     """Build the Docker image (nginx + appview + web) with release tags; fail when over the size budget."""
-    from atbb_kit import commands, engine
+    from atbb_kit import commands, engine, flags, nginx_conf
     from atbb_kit.errors import KitError
     from atbb_kit.release import plan_for
     from atbb_kit.report import image_summary
 
-    platforms = [p.strip() for p in platform.split(",")] if platform else None
+    # Flags first, each named as a flag (not as the atbb.yaml line it overrides), before anything runs.
+    platforms = flags.platforms(platform)
+    flags.image_ref("base", base)
+    flags.image_refs("tag", tag)
+    flags.choice("builder", builder, commands.BUILDERS)
+    flags.choice("cache", cache, flags.CACHE_BACKENDS)
     k = kit(c, dry_run=dry_run, overrides={"image.base": base, "image.platforms": platforms})
     cfg = k.cfg
+    # Before anything runs: a stale nginx.conf would build an image routing the old way.
+    drift = nginx_conf.check_drift(cfg, cfg.nginx_conf_path())
+    if drift:
+        raise KitError(drift)
     plan = plan_for(cfg)
     cli = engine.detect_cli(k.run, builder)
     if len(cfg.image.platforms) > 1 and cli.builder != "buildx":
@@ -43,8 +52,8 @@ def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, c
     cmd = commands.docker_build(
         cli.path,
         cli.builder,
-        context=cfg.root(),
-        dockerfile=cfg.root() / "docker" / "Dockerfile",
+        context=commands.KIT_ROOT,
+        dockerfile=commands.DOCKERFILE,
         tags=tags,
         args=commands.build_args(cfg),
         labels=plan.labels,

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from atbb_kit import image_spec
+from atbb_kit.config import Config, load_config
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -42,8 +44,8 @@ FAKE = textwrap.dedent(
         print("v22.0.0-fake")
         sys.exit(0)
     else:
-        entry = args[0]
-        name = "migrate" if "migrate" in entry else "appview" if "appview" in entry else "web"
+        # The supervisor names each service in ATBB_SERVICE; the migration runs without it.
+        name = os.environ.get("ATBB_SERVICE") or "migrate"
 
     def record(event, **extra):
         line = json.dumps(dict(event=event, name=name, pid=os.getpid(), t=time.monotonic(), **extra))
@@ -51,8 +53,11 @@ FAKE = textwrap.dedent(
         os.write(fd, (line + "\\n").encode())
         os.close(fd)
 
-    keys = ("HOST", "PORT", "APPVIEW_URL", "DATABASE_URL", "NODE_ENV")
-    record("start", argv=args, cwd=os.getcwd(), env={{k: os.environ.get(k) for k in keys}})
+    keys = ("HOST", "PORT", "APPVIEW_URL", "DATABASE_URL", "NODE_ENV", "API_PORT", "API_BASE_URL", "PATH")
+    record("start", prog=prog, argv=args, cwd=os.getcwd(), env={{k: os.environ.get(k) for k in keys}})
+    if os.environ.get("FAKE_SLOW_START") == name:
+        # Like Node before its SIGTERM handler is installed: the default action ends the process.
+        time.sleep(3)
     if name == "migrate":
         sys.exit(int(os.environ.get("FAKE_MIGRATE_EXIT", "0")))
     start_exit = os.environ.get("FAKE_EXIT_AT_START", "")
@@ -75,17 +80,30 @@ FAKE = textwrap.dedent(
 )
 
 
+def write_spec(path: Path, cfg) -> Path:
+    """The spec file exactly as the Dockerfile writes it from the kit's build arguments."""
+    lines = [image_spec.supervisor_spec(cfg), image_spec.migrate_spec(cfg), image_spec.health_spec(cfg)]
+    path.write_text("# test spec\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def install_fake(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(FAKE.format(python=sys.executable))
+    path.chmod(0o755)
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     for prog in ("node", "nginx"):
-        script = bin_dir / prog
-        script.write_text(FAKE.format(python=sys.executable))
-        script.chmod(0o755)
+        install_fake(bin_dir / prog)
     app = tmp_path / "app"
     app.mkdir()
+    # The kit's own atbb.yaml (the forum): appview, then web.
+    spec = write_spec(tmp_path / "services.sh", load_config(ROOT / "atbb.yaml", environ={}))
     return {
+        "ATBB_SPEC": str(spec),
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "FAKE_LOG": str(tmp_path / "fake.log"),
         "APP_DIR": str(app),
@@ -130,6 +148,11 @@ def started(env) -> dict[str, dict]:
     return found if {"appview", "web", "nginx"} <= found.keys() else {}
 
 
+def started_all(env, names) -> dict[str, dict]:
+    found = {e["name"]: e for e in events(env) if e["event"] == "start"}
+    return found if set(names) <= found.keys() else {}
+
+
 def supervisor_lines(stdout: str) -> list[dict]:
     lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     assert lines and all(line["source"] == "supervisor" for line in lines)
@@ -159,6 +182,7 @@ def test_serve_starts_three_children_on_loopback(shell, env):
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
     app = children["appview"]
+    assert app["prog"] == "node"
     assert app["argv"] == ["apps/appview/dist/index.js"]
     assert app["cwd"] == env["APP_DIR"]
     assert app["env"]["HOST"] == "127.0.0.1"
@@ -174,18 +198,178 @@ def test_serve_starts_three_children_on_loopback(shell, env):
     assert [(s["child"], s["pid"]) for s in starts] == [(n, children[n]["pid"]) for n in ("appview", "web", "nginx")]
 
 
-def test_entries_and_ports_follow_the_image_env(shell, env):
-    env.update(APPVIEW_ENTRY="srv/appview-main.js", WEB_ENTRY="srv/web-main.js", APPVIEW_PORT="4100", WEB_PORT="4200")
+BOARD = {
+    "services": {
+        "api": {"command": ["node", "dist/index.js"], "cwd": "apps/api", "port": 4000, "env": {"API_PORT": "{port}"}},
+        "web": {
+            "command": ["react-router-serve", "./build/server/index.js"],
+            "cwd": "apps/web",
+            "port": 4001,
+            "env": {"API_BASE_URL": "{api.url}", "LITERAL": "{{x}}"},
+            "grace": 2,
+        },
+        "worker": {"command": ["node", "apps/worker/dist/index.js", "--interval", "5"]},
+    },
+    "routes": [{"path": "/api/", "service": "api"}, {"path": "/", "service": "web"}],
+    "health": {"path": "/api/boards"},
+    "migrate": {"package": "@board/db", "command": ["drizzle-kit", "migrate"], "cwd": "."},
+}
+
+
+@pytest.fixture
+def board(env, tmp_path):
+    """Three services unlike the forum's: a cwd each, a framework CLI found in node_modules/.bin, a worker."""
+    app = Path(env["APP_DIR"])
+    for rel in ("apps/api/dist/index.js", "apps/web/build/server/index.js", "apps/worker/dist/index.js"):
+        (app / rel).parent.mkdir(parents=True, exist_ok=True)
+        (app / rel).write_text("")
+    install_fake(app / "apps" / "web" / "node_modules" / ".bin" / "react-router-serve")
+    migrate_dir = tmp_path / "migrate"
+    install_fake(migrate_dir / "node_modules" / ".bin" / "drizzle-kit")
+    spec = Path(env["ATBB_SPEC"]).read_text()
+    spec = write_spec(Path(env["ATBB_SPEC"]), Config.model_validate(BOARD)).read_text()
+    # The image deploys migrate.package to /migrate; point the spec at the test's folder instead.
+    Path(env["ATBB_SPEC"]).write_text(spec.replace("migrate_dir=/migrate", f"migrate_dir={migrate_dir}"))
+    return env
+
+
+def test_services_from_the_spec_start_in_order_with_their_cwd_env_and_programs(shell, board):
+    env = board
     proc = start(shell, env)
     try:
-        children = wait_for(lambda: started(env), what="three children")
+        children = wait_for(lambda: started_all(env, ("api", "web", "worker", "nginx")), what="four children")
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=10)
-    assert children["appview"]["argv"] == ["srv/appview-main.js"]
-    assert children["appview"]["env"]["PORT"] == "4100"
-    assert children["web"]["argv"] == ["srv/web-main.js"]
-    assert children["web"]["env"]["APPVIEW_URL"] == "http://127.0.0.1:4100"
+        out, _ = proc.communicate(timeout=15)
+    app = env["APP_DIR"]
+    api, web, worker = children["api"], children["web"], children["worker"]
+    assert (api["cwd"], api["argv"]) == (f"{app}/apps/api", ["dist/index.js"])
+    assert api["env"]["API_PORT"] == "4000" and api["env"]["PORT"] == "4000" and api["env"]["HOST"] == "127.0.0.1"
+    assert (web["prog"], web["cwd"], web["argv"]) == (
+        "react-router-serve",
+        f"{app}/apps/web",
+        ["./build/server/index.js"],
+    )
+    assert web["env"]["API_BASE_URL"] == "http://127.0.0.1:4000"
+    assert web["env"]["PATH"].startswith(f"{app}/apps/web/node_modules/.bin:{app}/node_modules/.bin:")
+    # A worker has no port: no PORT/HOST of its own, and the operator's values do not leak in either.
+    assert worker["argv"] == ["apps/worker/dist/index.js", "--interval", "5"]
+    assert worker["env"]["PORT"] == "9999"  # inherited from the container env, untouched by the kit
+    assert proc.returncode == 0
+    starts = [line["child"] for line in supervisor_lines(out) if line["msg"] == "started child"]
+    assert starts == ["api", "web", "worker", "nginx"]
+    stopped = [line["child"] for line in supervisor_lines(out) if line["msg"] == "child stopped"]
+    assert stopped == ["nginx", "worker", "web", "api"]
+
+
+def test_any_service_dying_ends_the_container(shell, board):
+    env = board
+    proc = start(shell, env)
+    children = wait_for(lambda: started_all(env, ("api", "web", "worker", "nginx")), what="four children")
+    os.kill(children["worker"]["pid"], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 137
+    assert next(line for line in supervisor_lines(out) if line["msg"].startswith("child exited"))["child"] == "worker"
+    assert not any(pid_alive(c["pid"]) for c in children.values())
+
+
+def test_check_finds_every_program_and_file_argument(shell, board):
+    proc = start(shell, board, "check")
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert out.strip() == "check: 3 service(s) and the migration can start"
+
+
+@pytest.mark.parametrize(
+    ("remove", "message"),
+    [
+        (
+            "apps/web/build/server/index.js",
+            "service web: ./build/server/index.js (relative to apps/web) is not in the image",
+        ),
+        (
+            "apps/web/node_modules/.bin/react-router-serve",
+            "service web: program 'react-router-serve' is not in apps/web",
+        ),
+        ("apps/api", "service api: working directory apps/api is not in the image"),
+        ("apps/worker/dist/index.js", "service worker: apps/worker/dist/index.js (relative to .) is not in the image"),
+    ],
+)
+def test_check_names_the_missing_path(shell, board, remove, message):
+    target = Path(board["APP_DIR"]) / remove
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    proc = start(shell, board, "check")
+    _out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 1
+    assert message in err, err
+
+
+def test_migrate_runs_the_baked_command_from_the_deployed_package(shell, board, tmp_path):
+    proc = start(shell, board, "migrate", "--verbose", "it's")
+    proc.communicate(timeout=10)
+    (only,) = events(board)
+    assert (only["prog"], only["argv"]) == ("drizzle-kit", ["migrate", "--verbose", "it's"])
+    assert only["cwd"] == str(tmp_path / "migrate")
+
+
+def test_migrate_without_a_command_says_so_and_succeeds(shell, env, tmp_path):
+    cfg = load_config(ROOT / "atbb.yaml", environ={})
+    write_spec(
+        Path(env["ATBB_SPEC"]), cfg.model_copy(update={"migrate": cfg.migrate.model_copy(update={"command": ()})})
+    )
+    proc = start(shell, env, "migrate")
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert "no migrate.command" in out
+    assert events(env) == []
+
+
+@pytest.mark.parametrize("slow", ["appview", "web"])
+def test_a_stop_during_start_up_is_a_clean_stop(shell, env, slow):
+    # `docker stop` right after `docker run`: the child dies of the TERM it was sent before installing a
+    # handler. That is the stop we asked for, so the container exits 0, within the grace.
+    env["FAKE_SLOW_START"] = slow
+    proc = start(shell, env)
+    wait_for(lambda: started(env), what="three children")
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out + err
+    assert time.monotonic() - sent < 5
+    codes = {line["child"]: line["code"] for line in supervisor_lines(out) if line["msg"] == "child stopped"}
+    assert codes[slow] == 143
+
+
+TINI = shutil.which("tini") or "/usr/bin/tini"
+
+
+def test_a_stop_before_every_child_started_starts_nothing_more(shell, env):
+    # Under tini, as in the image (ENTRYPOINT tini -s -e 143): a TERM before the shell set its trap is a
+    # clean stop too.
+    proc = subprocess.Popen(
+        [TINI, "-s", "-e", "143", "--", *SHELLS[shell], str(ENTRYPOINT)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # `docker stop` can only follow once the container runs, i.e. once tini has started the supervisor.
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    wait_for(lambda: children.read_text().strip(), what="tini to start the supervisor")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out + err
+    # Whatever had started was stopped; nothing outlives the supervisor.
+    assert not any(pid_alive(e["pid"]) for e in events(env) if e["event"] == "start")
+
+
+def test_missing_spec_is_a_clear_error(shell, env, tmp_path):
+    env["ATBB_SPEC"] = str(tmp_path / "absent.sh")
+    proc = start(shell, env)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 1
+    assert "service spec missing" in out
+    assert events(env) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -220,6 +404,8 @@ def test_signal_stops_nginx_then_web_then_appview_and_exits_0(shell, env, sig):
         ("nginx", signal.SIGKILL, 137),
         # The fake drains and exits 0 on TERM, as the real services do: still a failure of the container.
         ("appview", signal.SIGTERM, 1),
+        # Killed by someone else's SIGTERM without draining: 143 would read as "stopped" under tini -e 143.
+        ("nginx", signal.SIGTERM, 1),
     ],
 )
 def test_a_dying_child_ends_the_supervisor_non_zero_within_3s(shell, env, child, sig, code):
@@ -248,7 +434,10 @@ def test_a_child_failing_at_start_ends_the_supervisor(shell, env):
 
 
 def test_a_hung_child_is_killed_after_its_grace(shell, env):
-    env.update(FAKE_HANG="web", SUPERVISOR_APP_GRACE="1")
+    env["FAKE_HANG"] = "web"
+    cfg = load_config(ROOT / "atbb.yaml", environ={})
+    hung = cfg.services["web"].model_copy(update={"grace": 1})
+    write_spec(Path(env["ATBB_SPEC"]), cfg.model_copy(update={"services": {**cfg.services, "web": hung}}))
     proc = start(shell, env)
     children = wait_for(lambda: started(env), what="three children")
     sent = time.monotonic()
@@ -281,20 +470,12 @@ def test_migrate_execs_the_migrator_from_the_app_dir(shell, env):
     assert proc.returncode == 3, err
     (only,) = events(env)
     assert only["name"] == "migrate"
-    assert only["argv"] == ["apps/appview/dist/migrate.js", "--verbose"]
+    assert (only["prog"], only["argv"]) == ("node", ["apps/appview/dist/migrate.js", "--verbose"])
     assert only["cwd"] == env["APP_DIR"]
     assert only["env"]["DATABASE_URL"] == env["DATABASE_URL"]
     # exec, not a child: signals from `docker stop` reach the migrator directly.
     assert only["pid"] == proc.pid
     assert out == ""
-
-
-def test_migrate_entry_follows_the_image_env(shell, env):
-    env["MIGRATE_ENTRY"] = "tools/db-migrate.js"
-    proc = start(shell, env, "migrate")
-    proc.communicate(timeout=10)
-    assert proc.returncode == 0
-    assert events(env)[0]["argv"] == ["tools/db-migrate.js"]
 
 
 def test_other_commands_are_execed(shell, env):

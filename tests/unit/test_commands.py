@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
 
 from atbb_kit import commands
 from atbb_kit.config import load_config
+from atbb_kit.errors import KitError
 from tests.conftest import ROOT
 
 CTX = Path("/kit")
@@ -207,13 +209,45 @@ def test_build_args_mirror_atbb_yaml():
         "NODE_BASE": "local/node:22",
         "PNPM_VERSION": cfg.node.pnpm,
         "MONOREPO": "examples/forum",
-        "APPVIEW_ENTRY": "apps/appview/dist/index.js",
-        "WEB_ENTRY": "apps/web/dist/index.js",
-        "MIGRATE_ENTRY": "apps/appview/dist/migrate.js",
-        "APPVIEW_PORT": "3000",
-        "WEB_PORT": "3001",
-        "HEALTH_PATH": "/api/health",
+        "NGINX_CONF": "nginx/nginx.conf",
+        "KIT_EXCLUDE": "",
+        "RUNTIME_INCLUDE": "*/dist",
+        "MIGRATE_PACKAGE": "",
+        "SERVICES": (
+            "ATBB_SERVICES='appview web'; svc_appview_cwd=.; svc_appview_port=3000; svc_appview_grace=5; "
+            "svc_appview_env='ATBB_SERVICE=appview HOST=127.0.0.1 PORT=3000'; "
+            "svc_appview_argv='node apps/appview/dist/index.js'; svc_web_cwd=.; svc_web_port=3001; "
+            "svc_web_grace=5; svc_web_env='ATBB_SERVICE=web HOST=127.0.0.1 PORT=3001 "
+            "APPVIEW_URL=http://127.0.0.1:3000'; svc_web_argv='node apps/web/dist/index.js'"
+        ),
+        "MIGRATE": "migrate_dir=''; migrate_cwd=.; migrate_argv='node apps/appview/dist/migrate.js'",
+        "HEALTH": 'health_path=/api/health; health_status=200; health_body=\'"status":"ok"\'',
     }
+
+
+def test_build_args_for_a_config_beside_its_app_drop_the_kit_files(tmp_path):
+    # monorepo: "." with the config, the rendered nginx.conf and the kit all inside the app's folder.
+    app = ROOT / "examples" / "forum"
+    cfg = load_config(ROOT / "atbb.yaml", environ={}, overrides={"monorepo": "."})
+    args = commands.build_args(cfg)
+    assert args["MONOREPO"] == "."
+    assert args["KIT_EXCLUDE"].split() == [
+        "atbb.yaml",
+        "atbb_kit",
+        "docker/Dockerfile",
+        "docker/entrypoint.sh",
+        "nginx/nginx.conf",
+        "nginx/nginx.conf.template",
+        "tasks.py",
+    ]
+    assert app.is_dir()
+
+
+def test_build_context_must_hold_the_monorepo(tmp_path):
+    (tmp_path / "atbb.yaml").write_text((ROOT / "atbb.yaml").read_text())
+    cfg = load_config(tmp_path / "atbb.yaml", environ={})
+    with pytest.raises(KitError, match="outside the build context"):
+        commands.build_args(cfg)
 
 
 def test_dockerfile_arg_defaults_match_config():
@@ -224,7 +258,8 @@ def test_dockerfile_arg_defaults_match_config():
         parts = line.strip().split(None, 1)
         if len(parts) == 2 and parts[0] == "ARG" and "=" in parts[1]:
             key, _, value = parts[1].partition("=")
-            defaults.setdefault(key, value.strip('"'))
+            # Dockerfile ARG defaults are quoted like shell words.
+            defaults.setdefault(key, shlex.split(value)[0] if value else "")
     for key, value in commands.build_args(cfg).items():
         assert defaults.get(key) == value, f"ARG {key} default {defaults.get(key)!r} != atbb.yaml {value!r}"
 

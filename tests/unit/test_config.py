@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit.config import effective_items, env_name, load_config
+from atbb_kit.config import DEFAULT_HEADERS, effective_items, env_name, load_config
 from atbb_kit.errors import ConfigError
 from tests.conftest import ROOT, run_inv
 
@@ -44,7 +44,7 @@ BAD = [
     ("port-zero", *_file("port: 3001", "port: 0"), "services.web.port: input should be greater than"),
     ("port-not-int", *_file("port: 3001", "port: web"), "services.web.port: input should be a valid integer"),
     ("port-80", *_file("port: 3001", "port: 80"), "services.web.port: 80 is nginx's port"),
-    ("same-ports", *_file("port: 3001", "port: 3000"), "services: appview and web need different ports"),
+    ("same-ports", *_file("port: 3001", "port: 3000"), "services.web.port: 3000 is already services.appview.port"),
     (
         "platform-no-arch",
         *_file("[linux/amd64]", "[linux/amd64, arm64]"),
@@ -90,11 +90,11 @@ BAD = [
         "routes[1].service: unknown service",
     ),
     ("route-no-slash", *_file("  - path: /api/", "  - path: api/"), "routes[0].path: expected a URL path"),
-    ("no-catch-all", *_file("  - path: /\n", "  - path: /w/\n"), "routes: no route for '/'"),
+    ("no-catch-all", *_file("  - path: /\n", "  - path: /w/\n"), "routes: no prefix route for '/' without host"),
     (
         "health-not-appview",
         *_file("path: /api/health", "path: /health"),
-        "health.path: '/health' is not routed",
+        "health.path: '/health' is routed to web, not health.service appview",
     ),
     (
         "env-lowercase",
@@ -121,12 +121,12 @@ BAD = [
     (
         "missing-service",
         *_file("  web:\n    package", "  webapp:\n    package"),
-        "services: expected exactly",
+        "routes[1].service: unknown service 'web'; expected one of appview, webapp",
     ),
     (
         "service-missing-key",
-        *_file("    entry: apps/web/dist/index.js\n", ""),
-        "services.web.entry: required key",
+        *_file("    command: [node, apps/web/dist/index.js]\n", ""),
+        "services.web.command: required key",
     ),
     (
         "registry-bad",
@@ -142,6 +142,182 @@ BAD = [
         "duplicate-key",
         *_file("  host_port: 8080", "  host_port: 8080\n  host_port: 9090"),
         "compose.host_port: duplicate",
+    ),
+    # Services as a map, routes, headers, health, migrate, runtime, nginx (issue 13).
+    (
+        "command-not-list",
+        *_file("command: [node, apps/web/dist/index.js]", "command: node apps/web/dist/index.js"),
+        "services.web.command: input should be a valid tuple",
+    ),
+    (
+        "command-empty",
+        *_file("command: [node, apps/web/dist/index.js]", "command: []"),
+        "services.web.command: tuple should have at least 1 item",
+    ),
+    (
+        "command-empty-word",
+        *_file("command: [node, apps/web/dist/index.js]", "command: [node, '']"),
+        "services.web.command[1]: expected a non-empty argument",
+    ),
+    ("cwd-escape", *_file("    cwd: .\n", "    cwd: ../elsewhere\n"), "services.appview.cwd: expected a path relative"),
+    ("cwd-absolute", *_file("    cwd: .\n", "    cwd: /srv/app\n"), "services.appview.cwd: expected a path relative"),
+    (
+        "service-name-upper",
+        *_file("  web:\n    package", "  Web:\n    package"),
+        "services.Web: expected a lower-case name",
+    ),
+    ("service-reserved", *_file("  web:\n    package", "  nginx:\n    package"), "services.nginx: 'nginx' is reserved"),
+    ("services-empty", *_file("services:\n  appview:", "services: {}\nunused:\n  appview:"), "unused: unknown key"),
+    ("grace-zero", *_file("    grace: 5", "    grace: 0"), "services.appview.grace: input should be greater than"),
+    ("grace-huge", *_file("    grace: 5", "    grace: 9999"), "services.appview.grace: input should be less than"),
+    (
+        "old-entry",
+        *_file("    command: [node, apps/web/dist/index.js]", "    entry: apps/web/dist/index.js"),
+        "services.web: `entry` was replaced by `command`, an argument list: command: [node, apps/web/dist/index.js]",
+    ),
+    (
+        "old-static-path",
+        *_file("    port: 3001\n", "    port: 3001\n    static_path: /static/\n"),
+        "services.web: `static_path` moved to routes",
+    ),
+    (
+        "env-name-lower",
+        *_file('      APPVIEW_URL: "{appview.url}"', '      appview_url: "{appview.url}"'),
+        "services.web.env.appview_url",
+    ),
+    (
+        "env-unknown-service",
+        *_file('"{appview.url}"', '"{api.url}"'),
+        "services.web.env.APPVIEW_URL: {api.url} names no service; known: appview, web",
+    ),
+    (
+        "env-unknown-placeholder",
+        *_file('"{appview.url}"', '"{appview.address}"'),
+        "services.web.env.APPVIEW_URL: unknown placeholder {appview.address}",
+    ),
+    ("env-lone-brace", *_file('"{appview.url}"', '"{appview.url"'), "services.web.env.APPVIEW_URL: a lone { or }"),
+    (
+        "env-port-of-worker",
+        *_file("    port: 3000\n", "\n"),
+        "services.web.env.APPVIEW_URL: {appview.url}: services.appview has no port",
+    ),
+    ("route-to-worker", *_file("    port: 3001\n", "\n"), "routes[1].service: services.web has no port"),
+    (
+        "route-match-bad",
+        *_file(
+            "    service: appview\n  - path: /static/", "    service: appview\n    match: regex\n  - path: /static/"
+        ),
+        "routes[0].match: input should be 'prefix' or 'exact'",
+    ),
+    (
+        "route-twice",
+        *_file("  - path: /static/", "  - path: /api/\n    service: web\n  - path: /static/"),
+        "routes[1].path: prefix '/api/' is routed twice",
+    ),
+    (
+        "route-host-bad",
+        *_file("    cache: immutable", "    cache: immutable\n    host: Forum_Example"),
+        "routes[1].host: expected a lower-case host name",
+    ),
+    (
+        "route-cache-bad",
+        *_file("    cache: immutable", "    cache: forever"),
+        "routes[1].cache: input should be 'immutable'",
+    ),
+    (
+        "route-path-brace",
+        *_file("  - path: /static/", "  - path: /st{a}tic/"),
+        "routes[1].path: URL path '/st{a}tic/' holds",
+    ),
+    (
+        "header-value-quote",
+        *_file("X-Frame-Options: DENY", "X-Frame-Options: 'DE\"NY'"),
+        "headers.X-Frame-Options: a header value cannot hold",
+    ),
+    (
+        "header-value-dollar",
+        *_file("X-Frame-Options: DENY", "X-Frame-Options: $deny"),
+        "headers.X-Frame-Options: a header value cannot hold '$'",
+    ),
+    (
+        "header-name-bad",
+        *_file("X-Frame-Options: DENY", "'X Frame': DENY"),
+        "headers.X Frame: expected an HTTP header name",
+    ),
+    (
+        "header-csp-in-headers",
+        *_file("X-Frame-Options: DENY", "Content-Security-Policy: app"),
+        "headers.Content-Security-Policy: not a header the kit can set (use the csp: section)",
+    ),
+    (
+        "header-twice",
+        *_file("X-Frame-Options: DENY", "X-Frame-Options: DENY\n  x-frame-options: SAMEORIGIN"),
+        "listed twice (header names ignore case)",
+    ),
+    (
+        "csp-mode-bad",
+        *_file("  mode: enforce", "  mode: strict"),
+        "csp.mode: input should be 'enforce', 'report-only', 'app' or 'remove'",
+    ),
+    ("csp-policy-newline", *_file("  policy: >-", "  policy: |-"), "csp.policy: a header value cannot hold '\\n'"),
+    ("health-status-bad", *_file("  status: 200", "  status: 700"), "health.status: input should be less than"),
+    (
+        "health-service-unknown",
+        *_file("  service: appview\n  status", "  service: api\n  status"),
+        "health.service: unknown service 'api'",
+    ),
+    (
+        "migrate-old-shape",
+        *_file(
+            "  command: [node, apps/appview/dist/migrate.js]",
+            "  command: [migrate]\n  entry: apps/appview/dist/migrate.js",
+        ),
+        "migrate: migrate.command is now the migration command itself",
+    ),
+    (
+        "migrate-package-bad",
+        *_file('  package: ""\n  # Seconds', '  package: "Not A Package"\n  # Seconds'),
+        "migrate.package",
+    ),
+    (
+        "migrate-cwd-escape",
+        *_file("  cwd: .\n  # A workspace", "  cwd: ../x\n  # A workspace"),
+        "migrate.cwd: expected a path relative",
+    ),
+    (
+        "runtime-escape",
+        *_file('include: ["*/dist"]', 'include: ["../secrets"]'),
+        "runtime.include[0]: expected a path relative",
+    ),
+    (
+        "runtime-space",
+        *_file('include: ["*/dist"]', 'include: ["apps/web/my build"]'),
+        "runtime.include[0]: expected a path pattern",
+    ),
+    (
+        "runtime-empty",
+        *_file('include: ["*/dist"]', "include: []"),
+        "runtime.include: tuple should have at least 1 item",
+    ),
+    (
+        "nginx-conf-absolute",
+        *_file("  conf: nginx/nginx.conf", "  conf: /etc/nginx/nginx.conf"),
+        "nginx.conf: expected a path relative",
+    ),
+    (
+        "nginx-workers-low",
+        *_file("worker_connections: 4096", "worker_connections: 10"),
+        "nginx.worker_connections: input should be greater",
+    ),
+    (
+        "nginx-header-timeout-zero",
+        *_file("client_header_timeout: 10", "client_header_timeout: 0"),
+        "nginx.client_header_timeout: input",
+    ),
+    (
+        "compose-network-bad",
+        *_file('  network: ""', '  network: "bad net"'),
+        "compose.network: expected a Docker network name",
     ),
     ("top-not-mapping", BASE, "- just\n- a list\n", {}, "expected a mapping of keys at the top level"),
     ("bad-yaml", *_file("  name: atbb", "  name: [atbb"), "not valid YAML"),
@@ -240,8 +416,8 @@ def test_missing_keys_take_documented_defaults(tmp_path):
     minimal = "\n".join(
         [
             "services:",
-            "  appview: {package: '@atbb/appview', port: 3000, entry: a.js}",
-            "  web: {package: '@atbb/web', port: 3001, entry: w.js}",
+            "  appview: {package: '@atbb/appview', port: 3000, command: [node, a.js]}",
+            "  web: {package: '@atbb/web', port: 3001, command: [node, w.js]}",
             "routes: [{path: /api/, service: appview}, {path: /, service: web}]",
         ]
     )
@@ -250,6 +426,14 @@ def test_missing_keys_take_documented_defaults(tmp_path):
     assert items["image.registry"] == ("ghcr.io", "default")
     assert items["compose.host_port"] == (8080, "default")
     assert items["services.web.port"][1].startswith("file atbb.yaml:")
+    assert items["services.web.cwd"] == (".", "default")
+    assert items["services.web.grace"] == (5, "default")
+    assert items["migrate.command"] == ((), "default")
+    assert items["runtime.include"] == (("*/dist",), "default")
+    assert items["csp.mode"] == ("enforce", "default")
+    assert items["nginx.worker_connections"] == (4096, "default")
+    assert cfg.headers == DEFAULT_HEADERS
+    assert cfg.health_service() == "appview"
 
 
 def test_config_is_frozen(tmp_path):

@@ -112,6 +112,7 @@ def test_real_checkout_steps():
 
 def test_missing_inputs_fail_with_a_reason(kit_copy):
     # A bare kit folder: atbb.yaml and tasks.py only. Nothing is silently skipped.
+    (kit_copy / "nginx" / "nginx.conf").unlink()
     steps = _steps(load_config(kit_copy / "atbb.yaml"))
     assert steps["hadolint"].missing == "missing docker/Dockerfile"
     assert steps["nginx"].missing == "missing nginx/nginx.conf"
