@@ -1,5 +1,14 @@
 import { Hono } from 'hono';
-import { describeError, getForum, isUnavailableError, listCategories, ping, type Sql } from '@atbb/db';
+import {
+  appliedMigrations,
+  DatabaseUnavailableError,
+  describeError,
+  getForum,
+  isUnavailableError,
+  listCategories,
+  withDeadline,
+  type Sql,
+} from '@atbb/db';
 import { ids } from '@atbb/lexicon';
 import { requestLogger, type Logger } from '@atbb/server';
 
@@ -10,8 +19,13 @@ export interface AppOptions {
   forumDid: string;
   pdsUrl: string;
   oauthPublicUrl: string;
-  /** How long /api/health waits for `select 1`. */
+  /** How long /api/health waits for the database's answer. */
   healthTimeoutMs?: number;
+  /**
+   * Names of the migrations this build expects to be applied, or an Error
+   * when they could not be read (health then cannot vouch for the schema).
+   */
+  migrations: readonly string[] | Error;
 }
 
 export function createApp(options: AppOptions): Hono {
@@ -22,17 +36,44 @@ export function createApp(options: AppOptions): Hono {
 
   app.use('*', requestLogger(log));
 
-  // Health reflects the database because the appview is useless without it;
-  // orchestrators should see that rather than a process that merely runs.
+  // Health reflects the database because the appview is useless without it,
+  // and the schema because a reachable but unmigrated database fails every
+  // page: orchestrators should see that rather than a process that merely runs.
+  // The reasons in the body are generic on purpose (this path is public);
+  // the log line carries the details.
   app.get('/api/health', async (c) => {
     c.header('Cache-Control', 'no-store');
+    const unhealthy = (migrations: 'pending' | 'unknown', reason: string) =>
+      c.json({ status: 'error', database: 'up', migrations, reason, version }, 503);
+    let applied: Set<string>;
     try {
-      await ping(sql, healthTimeoutMs);
-      return c.json({ status: 'ok', database: 'up', version });
+      applied = await withDeadline(
+        appliedMigrations(sql),
+        healthTimeoutMs,
+        () => new DatabaseUnavailableError(`no answer within ${healthTimeoutMs} ms`),
+      );
     } catch (err) {
-      log.warn('health check: database unavailable', { reason: describeError(err) });
-      return c.json({ status: 'error', database: 'down', version }, 503);
+      if (isUnavailableError(err)) {
+        log.warn('health check: database unavailable', { reason: describeError(err) });
+        return c.json({ status: 'error', database: 'down', version }, 503);
+      }
+      log.warn('health check: cannot read the migration history', { reason: describeError(err) });
+      return unhealthy('unknown', 'cannot read the migration history (schema_migrations)');
     }
+    const expected = options.migrations;
+    if (expected instanceof Error) {
+      log.warn("health check: cannot read this build's migrations", { reason: describeError(expected) });
+      return unhealthy('unknown', "this build's migrations could not be read");
+    }
+    const pending = expected.filter((name) => !applied.has(name));
+    if (pending.length > 0) {
+      log.warn('health check: migrations pending', { pending: pending.join(', ') });
+      return unhealthy(
+        'pending',
+        `${pending.length} of ${expected.length} migrations are not applied: run the migrations (the image's \`migrate\` command)`,
+      );
+    }
+    return c.json({ status: 'ok', database: 'up', version });
   });
 
   // Deliberately does nothing: it measures the proxy path, not the app. `?delay=ms` (at most 5 s) holds

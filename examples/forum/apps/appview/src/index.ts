@@ -1,5 +1,5 @@
 import { readConfigOrExit } from '@atbb/config';
-import { createDb } from '@atbb/db';
+import { createDb, describeError, loadMigrations } from '@atbb/db';
 import { createLogger, startServer } from '@atbb/server';
 import { createApp } from './app.js';
 import { readVersion } from './version.js';
@@ -16,8 +16,19 @@ const log = createLogger({ level: config.LOG_LEVEL ?? 'info', fields: { service:
 // for the driver's default 30 s when the database is unreachable.
 const sql = createDb(config.DATABASE_URL, { max: 10, connectTimeoutSeconds: 2, applicationName: 'atbb-appview' });
 
+// What health compares the database with. Read once: the files are part of
+// the build and cannot change while it runs.
+const migrations = await loadMigrations().then(
+  (list) => list.map((m) => m.name),
+  (err: unknown) => {
+    log.error("cannot read this build's migrations; health will report them unknown", { reason: describeError(err) });
+    return err instanceof Error ? err : new Error(String(err));
+  },
+);
+
 const app = createApp({
   sql,
+  migrations,
   version,
   log,
   forumDid: config.FORUM_DID,

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createDb } from '@atbb/db';
+import { startImpostor } from '../../../test/support/impostor.mjs';
 import { freePort, runNode, startService } from '../../../test/support/net.mjs';
 import { startPostgres } from '../../../test/support/postgres.mjs';
 
@@ -66,6 +67,25 @@ describe('migrate entry (dist/migrate.js)', () => {
     for (const out of [r.stdout, r.stderr]) {
       assert.ok(!out.includes(pg.password) && !out.includes(encodeURIComponent(pg.password)));
     }
+  });
+  // Issue 14: with an HTTP server at the database's address the migrator printed nothing for 11 minutes.
+  it('exits 1 within seconds, in one line, when the address answers HTTP', { timeout: 30_000 }, async () => {
+    const impostor = await startImpostor('http-close');
+    const url = `postgres://atbb:${encodeURIComponent(pg.password)}@127.0.0.1:${impostor.port}/forum`;
+    const started = Date.now();
+    let r;
+    try {
+      r = await runNode(MIGRATE, { DATABASE_URL: url, DB_WAIT_TIMEOUT: '60' });
+    } finally {
+      await impostor.close();
+    }
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^migrate error: cannot use the database: 127\.0\.0\.1:\d+ answered like an HTTP server, not like PostgreSQL\n$/,
+    );
+    assert.equal(r.stdout, '');
   });
 });
 
@@ -144,5 +164,97 @@ describe('appview server (dist/index.js)', () => {
     assert.equal(records.at(-1)?.msg, 'stopped');
     const all = svc.stdout.join('\n') + svc.stderr.join('');
     assert.ok(!all.includes(pg.password) && !all.includes(encodeURIComponent(pg.password)), 'no credentials in logs');
+  });
+});
+
+/** A database of its own for a test, created empty. */
+async function emptyDatabase(name) {
+  const admin = createDb(pg.url(), { max: 1 });
+  try {
+    await admin.unsafe(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return pg.url(name);
+}
+
+describe('health tells the truth about the schema (issue 14)', () => {
+  it('answers 503 with the reason while migrations are pending, and 200 once they ran', async () => {
+    const url = await emptyDatabase('unmigrated');
+    const port = await freePort();
+    const svc = startService(SERVER, { ...BASE_ENV, DATABASE_URL: url, PORT: String(port) });
+    await svc.ready;
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      const health = await getJson(`${base}/api/health`);
+      assert.equal(health.status, 503);
+      assert.equal(health.headers.get('cache-control'), 'no-store');
+      assert.deepEqual(health.body, {
+        status: 'error',
+        database: 'up',
+        migrations: 'pending',
+        reason: '2 of 2 migrations are not applied: run the migrations (the image\'s `migrate` command)',
+        version,
+      });
+      // Data routes say "unavailable, retry" rather than "bug": 503, not 500.
+      const forum = await getJson(`${base}/api/forum`);
+      assert.equal(forum.status, 503);
+      assert.deepEqual(forum.body, { error: 'database_unavailable' });
+
+      const migrated = await runNode(MIGRATE, { DATABASE_URL: url });
+      assert.equal(migrated.code, 0, migrated.stderr);
+      const after = await getJson(`${base}/api/health`);
+      assert.equal(after.status, 200);
+      assert.deepEqual(after.body, { status: 'ok', database: 'up', version });
+    } finally {
+      assert.equal((await svc.stop('SIGTERM')).code, 0);
+    }
+    const records = svc.stdout.map((line) => JSON.parse(line));
+    assert.ok(
+      records.some(
+        (r) => r.msg === 'health check: migrations pending' && r.level === 'warn' && r.pending === '0001_init.sql, 0002_seed.sql',
+      ),
+      svc.stdout.join('\n'),
+    );
+  });
+
+  it('answers 503 when a migration of this build is missing from a migrated database', async () => {
+    const url = await emptyDatabase('partly');
+    assert.equal((await runNode(MIGRATE, { DATABASE_URL: url })).code, 0);
+    const admin = createDb(url, { max: 1 });
+    await admin`delete from schema_migrations where name = '0002_seed.sql'`;
+    await admin.end();
+    const port = await freePort();
+    const svc = startService(SERVER, { ...BASE_ENV, DATABASE_URL: url, PORT: String(port) });
+    await svc.ready;
+    try {
+      const health = await getJson(`http://127.0.0.1:${port}/api/health`);
+      assert.equal(health.status, 503);
+      assert.equal(health.body.migrations, 'pending');
+      assert.match(health.body.reason, /^1 of 2 migrations are not applied/);
+    } finally {
+      await svc.stop('SIGTERM');
+    }
+  });
+
+  it('answers 503, not 500, when the database rejects the password', async () => {
+    const url = `postgres://atbb:wrong-password-123@127.0.0.1:${pg.port}/forum`;
+    const port = await freePort();
+    const svc = startService(SERVER, { ...BASE_ENV, DATABASE_URL: url, PORT: String(port) });
+    await svc.ready;
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      const health = await getJson(`${base}/api/health`);
+      assert.equal(health.status, 503);
+      assert.deepEqual(health.body, { status: 'error', database: 'down', version });
+      for (const route of ['/api/forum', '/api/categories']) {
+        const res = await getJson(`${base}${route}`);
+        assert.equal(res.status, 503, route);
+        assert.deepEqual(res.body, { error: 'database_unavailable' });
+      }
+    } finally {
+      await svc.stop('SIGTERM');
+    }
+    assert.ok(!svc.stdout.join('').includes('wrong-password-123'));
   });
 });

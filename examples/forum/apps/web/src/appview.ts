@@ -1,6 +1,8 @@
 // A small client for the appview API. It classifies failures so that the
 // page can tell a visitor the truth: 503 when the API cannot be reached or
-// says it is unavailable, 502 when it answered with something unusable.
+// fails with a server error (its database is down, rejects the password, or
+// lacks the schema: an outage to retry through), 502 when it answered with
+// something unusable.
 
 export interface Forum {
   did: string;
@@ -39,7 +41,7 @@ export class AppviewClient {
     }
     if (!res.ok) {
       await res.body?.cancel();
-      return { ok: false, status: res.status === 503 ? 503 : 502, reason: `answered HTTP ${res.status}` };
+      return { ok: false, status: res.status >= 500 ? 503 : 502, reason: `answered HTTP ${res.status}` };
     }
     try {
       return { ok: true, value: await res.json() };

@@ -10,9 +10,13 @@ import { freePort, runNode, startService } from '../../../test/support/net.mjs';
 const SERVER = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 const SECRET = 'test-secret-that-is-long-enough-0123456789';
 
-/** @type {'ok' | 'error' | 'unavailable' | 'slow'} */
+/** @type {'ok' | 'error' | 'unavailable' | 'garbage' | 'slow'} */
 let mode = 'ok';
 const appview = createServer((req, res) => {
+  if (mode === 'garbage') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end('<html>not json</html>');
+    return;
+  }
   if (mode === 'error') {
     res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"internal_error"}');
     return;
@@ -103,12 +107,25 @@ describe('web server (dist/index.js)', () => {
     assert.equal(sneaky.status, 404);
   });
 
-  it('says honestly that the API is unavailable: 502 for a broken answer', async () => {
+  // Issue 14: with a wrong database password or no schema the appview failed with 500 and the page
+  // answered 502, where the guide promises 503 with Retry-After. Any server error of the API is an
+  // outage to retry through, whatever its cause.
+  it('503 with Retry-After when the API fails with a server error', async () => {
     mode = 'error';
     const res = await fetch(`${base}/`);
-    assert.equal(res.status, 502);
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '30');
+    assert.equal(res.headers.get('cache-control'), 'no-store');
     const html = await res.text();
     assert.match(html, /The forum API is unavailable right now \(it answered HTTP 500\)/);
+  });
+
+  it('502 when the API answers with something unusable', async () => {
+    mode = 'garbage';
+    const res = await fetch(`${base}/`);
+    assert.equal(res.status, 502);
+    assert.equal(res.headers.get('retry-after'), null);
+    assert.match(await res.text(), /The forum API is unavailable right now \(it answered with invalid JSON\)/);
   });
 
   it('503 with Retry-After when the API reports itself unavailable', async () => {
@@ -145,6 +162,7 @@ describe('web server without an appview', () => {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/`);
       assert.equal(res.status, 503);
+      assert.equal(res.headers.get('retry-after'), '30');
       assert.match(await res.text(), /The forum API is unavailable right now \(it could not be reached\)\./);
       assert.match(res.headers.get('set-cookie') ?? '', /; Secure/, 'https public URL means Secure cookies');
     } finally {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { DEFAULT_MIGRATIONS_DIR, loadMigrations, migrate, MigrationError } from '../dist/index.js';
+import { startImpostor, startRelay } from '../../../test/support/impostor.mjs';
 import { freePort } from '../../../test/support/net.mjs';
 import { startPostgres } from '../../../test/support/postgres.mjs';
 
@@ -196,6 +197,89 @@ describe('migrate', () => {
       return true;
     });
     assert.ok(Date.now() - started < 5000);
+  });
+
+  // Issue 14: an HTTP server (or a proxy answering 400) at the database's address made the migrator
+  // reconnect forever, with or without DB_WAIT_TIMEOUT. Waiting cannot fix a port that speaks another
+  // protocol, so it must fail at once and say what answered.
+  for (const behaviour of /** @type {const} */ (['http-close', 'http-keep'])) {
+    it(`fails fast when the address answers HTTP instead of PostgreSQL (${behaviour})`, { timeout: 30_000 }, async () => {
+      const impostor = await startImpostor(behaviour);
+      const url = `postgres://atbb:${encodeURIComponent(pg.password)}@127.0.0.1:${impostor.port}/atbb`;
+      const lines = [];
+      const started = Date.now();
+      try {
+        await assert.rejects(migrate({ databaseUrl: url, waitSeconds: 60, log: (l) => lines.push(l) }), (err) => {
+          assert.match(
+            err.message,
+            /^cannot use the database: 127\.0\.0\.1:\d+ answered like an HTTP server, not like PostgreSQL$/,
+          );
+          assert.ok(!err.message.includes(pg.password));
+          return true;
+        });
+      } finally {
+        await impostor.close();
+      }
+      const took = Date.now() - started;
+      assert.ok(took < 10_000, `gave up after ${took} ms`);
+      assert.deepEqual(lines, [], 'no waiting: another protocol on the port does not go away');
+    });
+  }
+
+  it('gives up on a server that accepts and never answers, after the wait', { timeout: 30_000 }, async () => {
+    const impostor = await startImpostor('silent');
+    const url = `postgres://atbb:${encodeURIComponent(pg.password)}@127.0.0.1:${impostor.port}/atbb`;
+    const started = Date.now();
+    try {
+      await assert.rejects(migrate({ databaseUrl: url, waitSeconds: 3 }), /database unreachable after waiting 3 s: /);
+    } finally {
+      await impostor.close();
+    }
+    assert.ok(Date.now() - started < 10_000, `gave up after ${Date.now() - started} ms`);
+  });
+
+  it('cancels a statement that runs past the statement timeout, and keeps nothing of it', { timeout: 30_000 }, async () => {
+    const url = await freshDatabase();
+    const dir = await copyOfMigrations();
+    await writeFile(path.join(dir, '0003_slow.sql'), 'create table slow_one (id int);\nselect pg_sleep(30);\n');
+    const started = Date.now();
+    await assert.rejects(
+      migrate({ databaseUrl: url, migrationsDir: dir, statementTimeoutSeconds: 1 }),
+      /migration 0003_slow\.sql failed and was rolled back: canceling statement due to statement timeout/,
+    );
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+    await withSql(url, async (sql) => {
+      const names = await sql`select name from schema_migrations order by name`;
+      assert.deepEqual(names.map((r) => r.name), ['0001_init.sql', '0002_seed.sql']);
+      const [{ t }] = await sql`select to_regclass('slow_one')::text as t`;
+      assert.equal(t, null);
+    });
+  });
+
+  it('gives up when the database stops answering in the middle of a run', { timeout: 30_000 }, async () => {
+    const url = await freshDatabase();
+    const relay = await startRelay(pg.port);
+    const relayed = url.replace(`@127.0.0.1:${pg.port}/`, `@127.0.0.1:${relay.port}/`);
+    const lines = [];
+    const started = Date.now();
+    try {
+      await assert.rejects(
+        migrate({
+          databaseUrl: relayed,
+          statementTimeoutSeconds: 1,
+          // After the first file the network goes silent: no answer, no error, no closed connection.
+          log: (l) => {
+            lines.push(l);
+            relay.goQuiet();
+          },
+        }),
+        /migration 0002_seed\.sql failed and was rolled back: no answer from the database within \d+ s$/,
+      );
+    } finally {
+      await relay.close();
+    }
+    assert.deepEqual(lines, ['applied 0001_init.sql']);
+    assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
   });
 
   it('waits for a database that comes up later', async () => {
