@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from atbb_kit import bench as B
 from atbb_kit import commands
+from atbb_kit import image_spec
 from atbb_kit.errors import KitError
 from atbb_kit.runner import Command, Result, Runner, Secret, argv
 
@@ -458,7 +459,7 @@ class BenchRun:
         url = f"postgres://{PG_USER}:{password}@{pg.name}:5432/{PG_DB}"
         migrate = self.client.containers.run(
             image,
-            list(self.cfg.migrate.command),
+            list(image_spec.MIGRATE_ARGS),
             name=f"{self.prefix}-migrate",
             detach=True,
             network=self.network.name,

@@ -333,8 +333,17 @@ class EnvConfig(_Strict):
 DockerNetwork = Annotated[str, _matches(r"|[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", "a Docker network name, or empty")]
 
 
+def _file_path(value: str) -> str:
+    # A file the kit reads, never a build-context path, so it may sit above the config file (an example's
+    # config pointing at the kit's own Compose file).
+    p = PurePosixPath(value)
+    if not value or p.is_absolute():
+        raise ValueError(f"expected a path relative to atbb.yaml, got {value!r}")
+    return value
+
+
 class ComposeConfig(_Strict):
-    file: RelPath = "docker-compose.example.yml"
+    file: Annotated[str, AfterValidator(_file_path)] = "docker-compose.example.yml"
     project: ProjectName = "atbb"
     host_port: Port = 8080
     postgres_image: ImageRef = "postgres:16-alpine"

@@ -25,6 +25,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from atbb_kit import image_spec
 from atbb_kit.envfile import validate
 from atbb_kit.errors import KitError
 from atbb_kit.runner import Secret, reveal
@@ -60,40 +61,61 @@ class Check:
     needs: tuple[str, ...] = ()
 
 
-def appview_route(cfg: Config) -> str:
-    """The route prefix nginx sends to appview: the one that carries the health path (config guarantees it)."""
-    routes = [r.path for r in cfg.routes if r.service == "appview" and cfg.health.path.startswith(r.path)]
-    return max(routes, key=len) if routes else "/api/"
-
-
-def _with_slash(prefix: str) -> str:
-    return prefix if prefix.endswith("/") else prefix + "/"
-
-
-def probe_path(cfg: Config, token: str) -> str:
-    """A path under the appview route that no app serves: appview must answer it with its JSON 404."""
-    return f"{_with_slash(appview_route(cfg))}smoke-{token}"
+def health_title(cfg: Config) -> str:
+    h = cfg.health
+    body = f" containing {h.body}" if h.body else ""
+    return f"{h.path} answers {h.status}{body} from {cfg.health_service()}"
 
 
 def checklist(cfg: Config) -> tuple[Check, ...]:
-    """The ten lines, in the order they run. Titles are what users see and what failures are named by."""
-    health = cfg.health.path
+    """The ten lines, in the order they run. Titles are what users see and what failures are named by;
+    every expectation comes from atbb.yaml (health, routes), none from one app's response shapes."""
     return (
         Check("size", f"image size within the {cfg.image.size_budget_mb} MB budget"),
         Check("postgres", "PostgreSQL is ready"),
         Check("migrate", "migration runs (exit 0)", ("postgres",)),
         Check("migrate-again", "migration runs again (idempotent, exit 0)", ("migrate",)),
-        # The app needs the schema: without it the web page fails too, and that second failure would
-        # only hide the first one.
+        # The app needs the schema: without it the pages fail too, and that second failure would only hide
+        # the first one.
         Check("start", "app container starts with a generated env", ("migrate",)),
-        Check("health", f"{health} answers 200 from appview", ("start",)),
-        Check("web", "/ answers 200 HTML from web", ("start",)),
-        Check("api-404", f"{_with_slash(appview_route(cfg))}<random> is a JSON 404 from appview", ("start",)),
+        Check("health", health_title(cfg), ("start",)),
+        Check("page", f"/ answers a page from {cfg.service_for('/')}", ("start",)),
+        Check("routes", f"each of the {len(route_probes(cfg))} routes reaches its service", ("start",)),
         # The HEALTHCHECK probes the same path through nginx: when that path is broken, waiting ~40 s
         # for Docker to say "unhealthy" would only repeat line 6.
         Check("healthy", "HEALTHCHECK turns healthy", ("health",)),
         Check("stop", f"docker stop exits 0 within {STOP_GRACE} s", ("start",)),
     )
+
+
+@dataclass(frozen=True)
+class RouteProbe:
+    """One request that only `route` should answer: its Host (None: any), path, and the expected upstream."""
+
+    label: str
+    host: str | None
+    path: str
+    service: str
+    port: int
+
+
+def route_probes(cfg: Config) -> list[RouteProbe]:
+    """A request per route and server block, derived from atbb.yaml by the same rules nginx follows."""
+    from atbb_kit import routing
+
+    probes = []
+    for server in routing.servers(cfg.routes):
+        # A wildcard host is probed through one made-up subdomain of it.
+        host = server.host.replace("*", "smoke", 1) if server.host else None
+        for route in server.routes:
+            path = routing.sample_path(route)
+            # Only probe what this server really sends to this route (a longer prefix may shadow a sample).
+            if routing.resolve(cfg.routes, path, host) is not route:
+                continue
+            where = f" on {host}" if host else ""
+            label = f"{route.match} {route.path}{where}"
+            probes.append(RouteProbe(label, host, path, route.service, int(cfg.services[route.service].port)))
+    return probes
 
 
 class CheckFailed(Exception):
@@ -235,53 +257,42 @@ def _is_json(resp: Http) -> bool:
     return resp.content_type.split(";")[0].strip().lower() in ("application/json", "application/problem+json")
 
 
-def judge_health(resp: Http) -> CheckFailed | None:
-    """200 JSON `{"status": "ok"}`: appview answered, through nginx, with its database up."""
-    if resp.status != 200 and "html" in resp.content_type.lower():
-        return CheckFailed(
-            f"HTTP {resp.status} HTML, expected 200 JSON: web answered, so nginx does not route this path to appview",
-            resp.describe(),
-        )
-    if resp.status != 200:
-        return CheckFailed(f"HTTP {resp.status}, expected 200", resp.describe())
-    if not _is_json(resp):
-        return CheckFailed(
-            f"200 but {resp.content_type or 'no content type'}, not JSON: is the path routed to web?", resp.describe()
-        )
-    try:
-        data = resp.json()
-    except ValueError:
-        return CheckFailed("200 but the body is not valid JSON", resp.describe())
-    if not isinstance(data, dict) or data.get("status") != "ok":
-        return CheckFailed('200 but the JSON has no "status": "ok"', resp.describe())
+def judge_health(resp: Http, status: int = 200, body: str | None = None) -> CheckFailed | None:
+    """health.status, and health.body within the answer when set (atbb.yaml's `health:`)."""
+    if resp.status != status:
+        hint = ""
+        if resp.status == 404:
+            hint = ": is health.path a path the app serves, and routed to health.service?"
+        elif resp.status in STARTING:
+            hint = ": the service behind it is down or not ready (see its log lines)"
+        return CheckFailed(f"HTTP {resp.status}, expected {status}{hint}", resp.describe())
+    if body and body not in resp.body.decode("utf-8", "replace"):
+        return CheckFailed(f"{status} but the body does not contain {body}", resp.describe())
     return None
 
 
-def judge_web(resp: Http) -> CheckFailed | None:
-    """200 HTML that is a page (`<html`): the web app answered, not nginx or appview."""
-    if resp.status != 200:
-        return CheckFailed(f"HTTP {resp.status}, expected 200", resp.describe())
-    if "text/html" not in resp.content_type.lower():
-        return CheckFailed(f"200 but {resp.content_type or 'no content type'}, not HTML", resp.describe())
-    if b"<html" not in resp.body.lower():
-        return CheckFailed("200 HTML but no <html> element: not the web app's page", resp.describe())
+def judge_page(resp: Http) -> CheckFailed | None:
+    """The landing page: 2xx (or a redirect, e.g. to a sign-in page); an HTML answer must be a page."""
+    if not 200 <= resp.status < 400:
+        return CheckFailed(f"HTTP {resp.status}, expected a page (200-399)", resp.describe())
+    if resp.status == 200 and "text/html" in resp.content_type.lower() and b"<html" not in resp.body.lower():
+        return CheckFailed("200 HTML but no <html> element: not a page", resp.describe())
     return None
 
 
-def judge_api_404(resp: Http) -> CheckFailed | None:
-    """A JSON 404 proves nginx routed the path to appview: the web app's 404 is an HTML page."""
-    if resp.status != 404:
-        return CheckFailed(f"HTTP {resp.status}, expected 404", resp.describe())
-    if not _is_json(resp):
-        return CheckFailed(
-            f"404 but {resp.content_type or 'no content type'}, not JSON: web answered, so nginx does not "
-            "route this prefix to appview",
-            resp.describe(),
-        )
-    try:
-        resp.json()
-    except ValueError:
-        return CheckFailed("404 but the body is not valid JSON", resp.describe())
+def judge_route(probe: RouteProbe, status: int, logged: Mapping[str, Any] | None) -> CheckFailed | None:
+    """What nginx's access log says about one probe: which upstream answered, and how."""
+    where = f"{probe.path}" + (f" (Host {probe.host})" if probe.host else "")
+    if logged is None:
+        return CheckFailed(f"{where}: nginx logged no line for the request (is the access log on?)")
+    upstream = str(logged.get("upstream_addr") or "")
+    expected = f"127.0.0.1:{probe.port}"
+    if not upstream:
+        return CheckFailed(f"{where}: nginx answered {status} itself; no location sends it to {probe.service}")
+    if expected not in upstream.split(", ")[-1:]:
+        return CheckFailed(f"{where}: reached {upstream}, expected {probe.service} at {expected}")
+    if status >= 500:
+        return CheckFailed(f"{where}: {probe.service} answered {status}")
     return None
 
 
@@ -438,13 +449,41 @@ def print_table(outcomes: Sequence[Outcome], image: str, run_id: str, seconds: f
 # The engine side
 
 
-def http_get(url: str, timeout: float = 5.0) -> Http:
-    req = urllib.request.Request(url, headers={"User-Agent": "atbb-kit-smoke"})  # noqa: S310 (loopback only)
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A redirect is an answer to judge (the page check accepts one), not something to follow.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def http_get(url: str, timeout: float = 5.0, headers: Mapping[str, str] | None = None) -> Http:
+    req = urllib.request.Request(  # noqa: S310 (loopback only)
+        url, headers={"User-Agent": "atbb-kit-smoke", **(headers or {})}
+    )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (loopback only)
+        with _OPENER.open(req, timeout=timeout) as resp:
             return Http(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
     except urllib.error.HTTPError as err:
         return Http(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+
+
+# Terminal control sequences (colours, cursor moves) that CLIs such as drizzle-kit print for spinners.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def plain_lines(raw: bytes) -> list[str]:
+    """Log output as a person reads it: control sequences gone, a spinner's redrawn line as its last state."""
+    text = raw.decode("utf-8", "replace")
+    lines = []
+    for line in text.split("\n"):
+        # A line redrawn with \r or "cursor to column 1" shows only its final state on a terminal.
+        last = re.split(r"\r|\x1b\[1G", line.rstrip("\r"))[-1]
+        cleaned = _ANSI.sub("", last).strip()
+        if cleaned:
+            lines.append(cleaned)
+    return lines
 
 
 def _indent_logs(raw: bytes) -> str:
@@ -493,8 +532,8 @@ class SmokeRun:
             "migrate-again": lambda: self.check_migrate(2),
             "start": self.check_start,
             "health": self.check_health,
-            "web": self.check_web,
-            "api-404": self.check_api_404,
+            "page": self.check_page,
+            "routes": self.check_routes,
             "healthy": self.check_healthy,
             "stop": self.check_stop,
         }
@@ -557,14 +596,14 @@ class SmokeRun:
                     "set compose.postgres_image (or ATBB_COMPOSE_POSTGRES_IMAGE) to an image you have",
                 ) from None
 
-    def _get_settled(self, path: str) -> Http:
+    def _get_settled(self, path: str, headers: Mapping[str, str] | None = None) -> Http:
         """GET through the published port until the answer is not a "still starting" one."""
         deadline = self._deadline()
         last: Http | str = "no answer"
         while True:
             self._require_running(self.app, "the app container")
             try:
-                resp = http_get(self.url + path)
+                resp = http_get(self.url + path, headers=headers)
                 if resp.status not in STARTING:
                     return resp
                 last = resp
@@ -620,7 +659,7 @@ class SmokeRun:
         container = self._run(
             self.image,
             f"migrate-{attempt}",
-            command=list(self.cfg.migrate.command),
+            command=list(image_spec.MIGRATE_ARGS),
             network=self.network.name,
             # Only DATABASE_URL: the design promises migrations need nothing else. No DB_WAIT_TIMEOUT either:
             # PostgreSQL already answered over TCP, so a migrator that still cannot connect is a failure.
@@ -631,7 +670,7 @@ class SmokeRun:
                 code = container.wait(timeout=self.timeout)["StatusCode"]
             except RequestException:
                 raise CheckFailed(f"did not finish within {self.timeout:.0f} s", self._logs(container)) from None
-            output = container.logs().decode("utf-8", "replace").strip().splitlines()
+            output = plain_lines(container.logs())
             if code != 0:
                 raise CheckFailed(f"exited {code}", _indent_logs("\n".join(output).encode()))
             return output[-1][:EXCERPT] if output else "exit 0"
@@ -690,17 +729,46 @@ class SmokeRun:
         return resp
 
     def check_health(self) -> str:
-        # The body says more than "200": the database state and the version that answered.
-        return self._judged(self.cfg.health.path, judge_health).excerpt()[:80]
+        h = self.cfg.health
+        return self._judged(h.path, lambda resp: judge_health(resp, h.status, h.body)).excerpt()[:80]
 
-    def check_web(self) -> str:
-        resp = self._judged("/", judge_web)
+    def check_page(self) -> str:
+        resp = self._judged("/", judge_page)
         return f"{resp.status} {resp.content_type.split(';')[0]}, {len(resp.body)} bytes"
 
-    def check_api_404(self) -> str:
-        path = probe_path(self.cfg, secrets.token_hex(6))
-        resp = self._judged(path, judge_api_404)
-        return f"{path}: {resp.status} {resp.content_type.split(';')[0]}"
+    def check_routes(self) -> str:
+        """Each route's sample request, tagged with a request id nginx logs; the log line names the upstream
+        that answered, which is the only proof of routing that does not depend on what the app returns."""
+        token = secrets.token_hex(4)
+        sent: list[tuple[RouteProbe, str, int]] = []
+        for i, probe in enumerate(route_probes(self.cfg)):
+            rid = f"atbb-smoke-{token}-{i}"
+            headers = {"X-Request-ID": rid, **({"Host": probe.host} if probe.host else {})}
+            resp = self._get_settled(probe.path, headers=headers)
+            sent.append((probe, rid, resp.status))
+        logged = self._access_lines({rid for _, rid, _ in sent})
+        problems = [p for p in (judge_route(probe, status, logged.get(rid)) for probe, rid, status in sent) if p]
+        if problems:
+            raise CheckFailed(problems[0].summary, "\n".join(p.summary for p in problems))
+        return ", ".join(f"{probe.path} -> {probe.service}" for probe, _, _ in sent)[:EXCERPT]
+
+    def _access_lines(self, ids: set[str]) -> dict[str, dict[str, Any]]:
+        """nginx's JSON access lines for these request ids (the log is flushed every 100 ms)."""
+        found: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + 5
+        while True:
+            for line in self.app.logs().decode("utf-8", "replace").splitlines():
+                if '"source":"nginx"' not in line or "request_id" not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("request_id") in ids:
+                    found[entry["request_id"]] = entry
+            if len(found) == len(ids) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
 
     def check_healthy(self) -> str:
         deadline = self._deadline()

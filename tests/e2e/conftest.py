@@ -15,6 +15,9 @@ from tests.conftest import ROOT, run_inv
 
 # The image the e2e modules test, built once per session by `inv image` exactly as a user would.
 IMAGE = "atbb-e2e:test"
+# The second example (examples/board), built from the same kit files with only its own atbb.yaml.
+BOARD_IMAGE = "atbb-e2e-board:test"
+BOARD_CONFIG = {"ATBB_CONFIG": str(ROOT / "examples" / "board" / "atbb.yaml")}
 
 
 def _unavailable(reason: str):
@@ -73,6 +76,30 @@ def built_image(docker_client, test_images):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "within budget" in proc.stdout
     return IMAGE
+
+
+def board_images(test_images: dict[str, str]) -> dict[str, str]:
+    """test_images for the board: on a stand-in base the board gets the same allowance over its own budget
+    that scripts/standin-images.sh gives the forum's (the Debian stand-in base is 314 MB, Alpine's ~160)."""
+    env = {**test_images, **BOARD_CONFIG}
+    if "ATBB_IMAGE_SIZE_BUDGET_MB" in test_images:
+        from atbb_kit.config import load_config
+
+        allowance = (
+            int(test_images["ATBB_IMAGE_SIZE_BUDGET_MB"])
+            - load_config(ROOT / "atbb.yaml", environ={}).image.size_budget_mb
+        )
+        board = load_config(ROOT / "examples" / "board" / "atbb.yaml", environ={})
+        env["ATBB_IMAGE_SIZE_BUDGET_MB"] = str(board.image.size_budget_mb + allowance)
+    return env
+
+
+@pytest.fixture(scope="session")
+def board_image(docker_client, test_images):
+    proc = run_inv("image", "--tag", BOARD_IMAGE, env=board_images(test_images), timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "within budget" in proc.stdout
+    return BOARD_IMAGE
 
 
 def kit_root() -> Path:

@@ -114,8 +114,10 @@ class App:
 HARDENED = {"read_only": True, "tmpfs": {"/tmp": "rw,size=64m"}, "cap_drop": ["ALL"]}
 
 
-def start_app(client, image: str, pg: Postgres, name: str, **extra) -> App:
-    env = app_env(pg)
+def start_app(
+    client, image: str, pg: Postgres, name: str, *, env: dict[str, str] | None = None, health="/api/health", **extra
+) -> App:
+    env = app_env(pg) if env is None else env
     container = client.containers.run(
         image,
         name=f"{name}-app",
@@ -129,7 +131,7 @@ def start_app(client, image: str, pg: Postgres, name: str, **extra) -> App:
     container.reload()
     port = int(container.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
     app = App(container, port, env)
-    wait_for(lambda: http_get(app.url + "/api/health", timeout=2).status == 200, 60, 0.25, "the app to answer 200")
+    wait_for(lambda: http_get(app.url + health, timeout=2).status == 200, 60, 0.25, "the app to answer 200")
     return app
 
 

@@ -34,9 +34,9 @@ TITLES = [
     "migration runs (exit 0)",
     "migration runs again (idempotent, exit 0)",
     "app container starts with a generated env",
-    "/api/health answers 200 from appview",
-    "/ answers 200 HTML from web",
-    "/api/<random> is a JSON 404 from appview",
+    '/api/health answers 200 containing "status":"ok" from appview',
+    "/ answers a page from web",
+    "each of the 3 routes reaches its service",
     "HEALTHCHECK turns healthy",
     "docker stop exits 0 within 10 s",
 ]
@@ -61,15 +61,48 @@ def test_titles_follow_the_config(tmp_path):
     assert titles[0] == "image size within the 400 MB budget"
 
 
-def test_probe_path_is_routed_to_appview_and_fresh(cfg):
-    a, b = smoke.probe_path(cfg, "aa11"), smoke.probe_path(cfg, "bb22")
-    assert a == "/api/smoke-aa11" and a != b
-    assert cfg.service_for(a) == "appview"
+def test_route_probes_cover_every_route_with_a_path_only_it_serves(cfg):
+    probes = smoke.route_probes(cfg)
+    assert [(p.label, p.path, p.service, p.port) for p in probes] == [
+        ("prefix /static/", "/static/atbb-smoke-probe", "web", 3001),
+        ("prefix /api/", "/api/atbb-smoke-probe", "appview", 3000),
+        ("prefix /", "/atbb-smoke-probe", "web", 3001),
+    ]
+    for probe in probes:
+        assert cfg.service_for(probe.path, probe.host) == probe.service
+
+
+def test_route_probes_follow_exact_and_host_routes(tmp_path):
+    text = (
+        (ROOT / "atbb.yaml")
+        .read_text()
+        .replace(
+            "  - path: /\n    service: web\n",
+            "  - path: /\n    service: web\n  - path: /api/session\n    match: exact\n    service: web\n"
+            "  - path: /\n    service: appview\n    host: '*.api.example.org'\n",
+        )
+    )
+    (tmp_path / "atbb.yaml").write_text(text)
+    cfg = load_config(tmp_path / "atbb.yaml", environ={})
+    probes = {(p.host, p.path): p.service for p in smoke.route_probes(cfg)}
+    assert probes[(None, "/api/session")] == "web"
+    assert probes[("smoke.api.example.org", "/atbb-smoke-probe")] == "appview"
+    # The wildcard host still inherits the host-less /api/ route.
+    assert probes[("smoke.api.example.org", "/api/atbb-smoke-probe")] == "appview"
+    assert len(probes) == 8
+
+
+def test_the_checklist_of_another_app_comes_from_its_config():
+    board = load_config(ROOT / "examples" / "board" / "atbb.yaml", environ={})
+    titles = [c.title for c in smoke.checklist(board)]
+    assert titles[5] == "/api/boards answers 200 from api"
+    assert titles[6] == "/ answers a page from web"
+    assert titles[7] == "each of the 3 routes reaches its service"
 
 
 # Which lines fail -> the status of every line. Skipped lines must not run at all.
 ALL = [c.key for c in smoke.checklist(load_config(ROOT / "atbb.yaml", environ={}))]
-AFTER_START = ["health", "web", "api-404", "healthy", "stop"]
+AFTER_START = ["health", "page", "routes", "healthy", "stop"]
 SKIPS = [
     ("all-pass", [], []),
     ("size-is-independent", ["size"], []),
@@ -78,12 +111,12 @@ SKIPS = [
     ("migrate-again-alone", ["migrate-again"], []),
     ("start", ["start"], AFTER_START),
     ("health-skips-healthy-only", ["health"], ["healthy"]),
-    ("web-alone", ["web"], []),
-    ("api-404-alone", ["api-404"], []),
+    ("page-alone", ["page"], []),
+    ("routes-alone", ["routes"], []),
     ("healthy-alone", ["healthy"], []),
     ("stop-alone", ["stop"], []),
-    ("two-independent", ["size", "web"], []),
-    ("health-and-404", ["health", "api-404"], ["healthy"]),
+    ("two-independent", ["size", "page"], []),
+    ("health-and-routes", ["health", "routes"], ["healthy"]),
 ]
 
 
@@ -145,13 +178,13 @@ VERDICTS = [
     (
         "one-failed",
         {"health": FAIL},
-        "smoke: 1 of 10 checks failed: /api/health answers 200 from appview",
+        'smoke: 1 of 10 checks failed: /api/health answers 200 containing "status":"ok" from appview',
     ),
     (
         "failed-and-skipped",
-        {"health": FAIL, "api_404": FAIL, "healthy": SKIPPED},
-        "smoke: 2 of 10 checks failed, 1 skipped: /api/health answers 200 from appview; "
-        "/api/<random> is a JSON 404 from appview",
+        {"health": FAIL, "routes": FAIL, "healthy": SKIPPED},
+        'smoke: 2 of 10 checks failed, 1 skipped: /api/health answers 200 containing "status":"ok" from appview; '
+        "each of the 3 routes reaches its service",
     ),
     ("only-skipped-is-still-a-failure", {"stop": SKIPPED}, "smoke: 1 of 10 checks were skipped"),
 ]
@@ -170,7 +203,10 @@ def test_verdict(cfg, statuses, message):
 def test_the_error_line_reads_as_designed(cfg):
     # What the user sees through the kit's one error boundary.
     error = smoke.verdict(outcomes_with(cfg, health=FAIL))
-    assert str(error) == "smoke: 1 of 10 checks failed: /api/health answers 200 from appview — see the reason above"
+    assert str(error) == (
+        'smoke: 1 of 10 checks failed: /api/health answers 200 containing "status":"ok" from appview'
+        " — see the reason above"
+    )
 
 
 def test_printer_prints_the_line_then_the_reason(cfg):
@@ -179,7 +215,8 @@ def test_printer_prints_the_line_then_the_reason(cfg):
     smoke.Printer(out).finished(6, 10, smoke.Outcome(check, FAIL, 1.25, "HTTP 500, expected 200", "body\nmore"))
     smoke.Printer(out).finished(9, 10, smoke.Outcome(smoke.checklist(cfg)[8], SKIPPED, 0, "needs: x"))
     assert out.getvalue().splitlines() == [
-        "[ 6/10] FAIL    /api/health answers 200 from appview — HTTP 500, expected 200 (1.2 s)",
+        '[ 6/10] FAIL    /api/health answers 200 containing "status":"ok" from appview — HTTP 500, expected 200'
+        " (1.2 s)",
         "        body",
         "        more",
         "[ 9/10] skipped HEALTHCHECK turns healthy — needs: x",
@@ -225,46 +262,69 @@ JSON = {"content-type": "application/json; charset=UTF-8"}
 HTML = {"content-type": "text/html; charset=UTF-8"}
 PAGE = b"<!doctype html>\n<html lang='en'><body>Forum</body></html>"
 
+TEXT = {"content-type": "text/plain; charset=UTF-8"}
+
 HEALTH = [
-    ("ok", Http(200, JSON, b'{"status":"ok","database":"up"}'), None),
-    ("500", Http(500, JSON, b'{"status":"broken"}'), "HTTP 500, expected 200"),
-    ("db-down-503", Http(503, JSON, b'{"status":"error"}'), "HTTP 503, expected 200"),
-    ("web-404-page", Http(404, HTML, PAGE), "web answered, so nginx does not route this path to appview"),
-    ("200-html", Http(200, HTML, PAGE), "not JSON"),
-    ("bad-json", Http(200, JSON, b"{nope"), "not valid JSON"),
-    ("not-ok", Http(200, JSON, b'{"status":"degraded"}'), 'no "status": "ok"'),
-    ("json-list", Http(200, JSON, b"[]"), 'no "status": "ok"'),
+    # (id, answer, health.status, health.body, expected failure)
+    ("ok", Http(200, JSON, b'{"status":"ok","database":"up"}'), 200, '"status":"ok"', None),
+    ("plain-ok", Http(200, TEXT, b"[]"), 200, None, None),
+    ("500", Http(500, JSON, b'{"status":"broken"}'), 200, None, "HTTP 500, expected 200"),
+    ("db-down-503", Http(503, JSON, b'{"status":"error"}'), 200, None, "HTTP 503, expected 200: the service"),
+    ("404", Http(404, HTML, PAGE), 200, None, "HTTP 404, expected 200: is health.path a path the app serves"),
+    ("body-missing", Http(200, JSON, b'{"status":"degraded"}'), 200, '"status":"ok"', 'does not contain "status":"ok"'),
+    ("other-status", Http(204, TEXT, b""), 204, None, None),
 ]
-WEB = [
+PAGES = [
     ("ok", Http(200, HTML, PAGE), None),
     ("upper-case-tag", Http(200, HTML, b"<!DOCTYPE html><HTML></HTML>"), None),
-    ("502", Http(502, HTML, b"<html>Bad Gateway</html>"), "HTTP 502, expected 200"),
-    ("json", Http(200, JSON, b"{}"), "not HTML"),
+    ("redirect", Http(302, {"location": "/login"}, b""), None),
+    ("502", Http(502, HTML, b"<html>Bad Gateway</html>"), "HTTP 502, expected a page"),
+    ("404", Http(404, HTML, PAGE), "HTTP 404, expected a page"),
     ("fragment", Http(200, HTML, b"<p>hi</p>"), "no <html> element"),
 ]
-API_404 = [
-    ("appview-404", Http(404, JSON, b'{"error":"not_found"}'), None),
-    ("web-404", Http(404, HTML, PAGE), "web answered, so nginx does not route this prefix to appview"),
-    ("200", Http(200, JSON, b"{}"), "HTTP 200, expected 404"),
-    ("404-bad-json", Http(404, JSON, b"not json"), "not valid JSON"),
+
+
+@pytest.mark.parametrize(("resp", "status", "body", "expected"), [c[1:] for c in HEALTH], ids=[c[0] for c in HEALTH])
+def test_judge_health(resp, status, body, expected):
+    problem = smoke.judge_health(resp, status, body)
+    if expected is None:
+        assert problem is None, problem.summary
+    else:
+        assert problem is not None and expected in problem.summary, problem and problem.summary
+        # The evidence: the status and the start of the body, so the reader sees what answered.
+        assert problem.reason.startswith(f"HTTP {resp.status} (")
+
+
+@pytest.mark.parametrize(("resp", "expected"), [c[1:] for c in PAGES], ids=[c[0] for c in PAGES])
+def test_judge_page(resp, expected):
+    problem = smoke.judge_page(resp)
+    if expected is None:
+        assert problem is None, problem.summary
+    else:
+        assert problem is not None and expected in problem.summary
+        assert problem.reason.startswith(f"HTTP {resp.status} (")
+
+
+PROBE = smoke.RouteProbe("prefix /api/", None, "/api/atbb-smoke-probe", "appview", 3000)
+ROUTE_CASES = [
+    ("reached", 404, {"upstream_addr": "127.0.0.1:3000"}, None),
+    ("retried-then-reached", 404, {"upstream_addr": "127.0.0.1:3001, 127.0.0.1:3000"}, None),
+    ("wrong-service", 404, {"upstream_addr": "127.0.0.1:3001"}, "reached 127.0.0.1:3001, expected appview"),
+    ("nginx-itself", 404, {"upstream_addr": ""}, "nginx answered 404 itself"),
+    ("server-error", 500, {"upstream_addr": "127.0.0.1:3000"}, "appview answered 500"),
+    ("not-logged", 404, None, "nginx logged no line"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("judge", "resp", "expected"),
-    [(smoke.judge_health, *c[1:]) for c in HEALTH]
-    + [(smoke.judge_web, *c[1:]) for c in WEB]
-    + [(smoke.judge_api_404, *c[1:]) for c in API_404],
-    ids=[f"health-{c[0]}" for c in HEALTH] + [f"web-{c[0]}" for c in WEB] + [f"404-{c[0]}" for c in API_404],
+    ("status", "logged", "expected"), [c[1:] for c in ROUTE_CASES], ids=[c[0] for c in ROUTE_CASES]
 )
-def test_judges(judge, resp, expected):
-    problem = judge(resp)
+def test_judge_route(status, logged, expected):
+    problem = smoke.judge_route(PROBE, status, logged)
     if expected is None:
-        assert problem is None
+        assert problem is None, problem.summary
     else:
-        assert problem is not None and expected in problem.summary
-        # The evidence: the status and the start of the body, so the reader sees what answered.
-        assert problem.reason.startswith(f"HTTP {resp.status} (")
+        assert problem is not None and expected in problem.summary, problem and problem.summary
 
 
 def test_evidence_is_cut_to_200_characters_on_one_line():
@@ -424,3 +484,19 @@ def test_dependabot_documents_why_the_base_image_is_not_updated():
     if re.search(r"^FROM \$\{?NODE_BASE", (ROOT / "docker" / "Dockerfile").read_text(), re.M):
         text = DEPENDABOT.read_text()
         assert "LIMITATION" in text and "NODE_BASE" in text and "image.base" in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "lines"),
+    [
+        (b"migrate: done (2 applied)\n", ["migrate: done (2 applied)"]),
+        # drizzle-kit's spinner: redraws its line with ESC[2K ESC[1G, colours around the tick.
+        (
+            b"[\xe2\xa3\xb7] applying migrations...\x1b[2K\x1b[1G[\x1b[32m\xe2\x9c\x93\x1b[39m] migrations applied!\n",
+            ["[\u2713] migrations applied!"],
+        ),
+        (b"a\r\nprogress 10%\rprogress 100%\n\n", ["a", "progress 100%"]),
+    ],
+)
+def test_plain_lines_show_what_a_terminal_would(raw, lines):
+    assert smoke.plain_lines(raw) == lines
