@@ -286,6 +286,16 @@ class MigrateConfig(_Strict):
         return data
 
 
+class BrowserSmokeConfig(_Strict):
+    # Paths `inv smoke --browser` opens in headless Chromium through nginx, each judged on its console,
+    # exceptions, CSP reports and subresource loads.
+    pages: tuple[UrlPath, ...] = Field(default=("/",), min_length=1, max_length=32)
+
+
+class SmokeConfig(_Strict):
+    browser: BrowserSmokeConfig = BrowserSmokeConfig()
+
+
 class RuntimeConfig(_Strict):
     include: tuple[RuntimePattern, ...] = Field(default=("*/dist",), min_length=1, max_length=64)
 
@@ -387,6 +397,7 @@ class Config(_Strict):
     migrate: MigrateConfig = MigrateConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     nginx: NginxConfig = NginxConfig()
+    smoke: SmokeConfig = SmokeConfig()
     image: ImageConfig = ImageConfig()
     release: ReleaseConfig = ReleaseConfig()
     env: EnvConfig = EnvConfig()
