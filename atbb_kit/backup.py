@@ -23,9 +23,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from atbb_kit.errors import EnvFileError, KitError
+from atbb_kit.errors import ConfigError, EnvFileError, KitError
 from atbb_kit.runner import Command, Secret, argv, reveal
 
 DOCKER_HINT = "install Docker (scripts/ensure-docker.sh on Debian) and start the engine"
@@ -365,3 +366,71 @@ def backup_name(now: datetime) -> str:
 
 def is_custom_dump(head: bytes) -> bool:
     return head.startswith(DUMP_MAGIC)
+
+
+# --- paths the operator passes (inv backup --output, inv restore FILE) --------------------------------
+
+
+def check_output_dir(folder: Path) -> None:
+    """Refuse an `--output` folder that cannot hold a dump, before anything runs (dry runs too).
+
+    The nearest folder that exists is asked to hold a throwaway folder, removed at once: permission bits
+    do not tell (root passes every access() check, yet nothing can be created under /proc or in a
+    read-only mount).
+    """
+    import tempfile
+
+    from atbb_kit.flags import path as checked_path
+
+    checked_path("output", str(folder))
+    fix = "choose a folder you can write to, e.g. --output backups"
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"--output {folder} is not a folder", "pass a folder, e.g. --output backups")
+        nearest = folder
+        while not nearest.exists():
+            nearest = nearest.parent
+        if not nearest.is_dir():
+            raise ConfigError(f"--output {folder}: {nearest} is not a folder", fix)
+        Path(tempfile.mkdtemp(prefix=".atbb-write-check-", dir=nearest)).rmdir()
+    except OSError as exc:
+        raise ConfigError(f"--output {folder} cannot be written: {exc.strerror}", fix) from None
+
+
+def restore_command(dump: Path) -> str:
+    """`inv restore FILE`, quoted for pasting: --output may name any folder, spaces and $ included."""
+    import shlex
+
+    return shlex.join(["inv", "restore", str(dump)])
+
+
+def check_dump_file(dump: Path) -> None:
+    """`inv restore FILE`: an existing, readable, regular file that starts like a pg_dump custom archive."""
+    import stat
+
+    from atbb_kit.flags import path as checked_path
+
+    checked_path("file", str(dump))
+    fix = "pass a file written by `inv backup` (ls backups/)"
+    try:
+        mode = dump.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise KitError(f"backup file {dump} does not exist", fix) from None
+    except OSError as exc:
+        raise KitError(f"cannot read backup file {dump}: {exc.strerror}", fix) from None
+    if stat.S_ISDIR(mode):
+        raise KitError(
+            f"backup file {dump} is a folder, not a file", "pass one dump inside it, e.g. backups/atbb-*.dump"
+        )
+    if not stat.S_ISREG(mode):
+        raise KitError(f"backup file {dump} is not a regular file (a device, pipe or socket)", fix)
+    try:
+        with dump.open("rb") as fh:
+            head = fh.read(len(DUMP_MAGIC))
+    except OSError as exc:
+        raise KitError(f"cannot read backup file {dump}: {exc.strerror}", "check its permissions") from None
+    if not is_custom_dump(head):
+        raise KitError(
+            f"{dump} is not a pg_dump custom-format archive (it does not start with PGDMP)",
+            "pass a file written by `inv backup` (or by pg_dump -Fc)",
+        )

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import shlex
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -253,7 +254,7 @@ def parse_version_tag(name: str) -> semver.Version:
         if len(str(version)) > MAX_TAG_LENGTH:
             raise ReleaseError(
                 f"tag {name} is too long: an image tag has at most {MAX_TAG_LENGTH} characters",
-                f"delete it (git tag -d {name} && git push origin :refs/tags/{name}) and push a shorter one",
+                f"delete it ({delete_tag_command(name)}) and push a shorter one",
             )
         if not name.startswith("V"):
             return version
@@ -262,7 +263,15 @@ def parse_version_tag(name: str) -> semver.Version:
     example = ("v" if prefixed else "") + example
     raise ReleaseError(
         f"tag {name} is not a semantic version (expected vMAJOR.MINOR.PATCH, e.g. {example}): {why}",
-        f"delete it (git tag -d {name} && git push origin :refs/tags/{name}) and push a tag like {example}",
+        f"delete it ({delete_tag_command(name)}) and push a tag like {shlex.quote(example)}",
+    )
+
+
+def delete_tag_command(name: str) -> str:
+    """The commands that delete tag `name` here and on origin, quoted for pasting into a shell: a tag
+    may hold ; $ ( ) and more (`v1.2.3;touch${IFS}pwned` passes git check-ref-format)."""
+    return " && ".join(
+        (shlex.join(["git", "tag", "-d", name]), shlex.join(["git", "push", "origin", f":refs/tags/{name}"]))
     )
 
 

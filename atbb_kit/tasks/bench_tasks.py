@@ -30,10 +30,14 @@ def bench(c, quick=False, only=None, base=None, json_=None, markdown=None, nginx
     from pathlib import Path
 
     from atbb_kit import bench as B
-    from atbb_kit import engine
+    from atbb_kit import engine, flags
     from atbb_kit.bench_run import run_bench
     from atbb_kit.errors import KitError
 
+    flags.image_ref("base", base)
+    for flag, value in (("json", json_), ("markdown", markdown), ("nginx-conf", nginx_conf)):
+        if value is not None:
+            flags.path(flag, value)
     try:
         sections = B.parse_only(only)
     except ValueError as exc:

@@ -5,9 +5,11 @@ The decisions behind them are documented in atbb_kit/operations.py.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
+from atbb_kit import flags
 from atbb_kit import operations as ops
 from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
 
@@ -33,6 +35,8 @@ def migrate(c, env_file=".env", image=None, dry_run=False):
     from atbb_kit.errors import CommandFailed
     from atbb_kit.runner import Command, Secret, argv
 
+    flags.path("env-file", env_file)
+    flags.image_ref("image", image)
     k = kit(c, dry_run=dry_run)
     _, report = ops.checked_env(k, env_file)
     target = ops.database(report)
@@ -42,7 +46,8 @@ def migrate(c, env_file=".env", image=None, dry_run=False):
     docker = "docker"
     if not k.run.dry_run:
         engine.client()
-        ops.require_image(ref, f"build it with `inv image` (`inv image --tag {ref}` for this name), or pull it")
+        tag = shlex.join(["inv", "image", "--tag", ref])
+        ops.require_image(ref, f"build it with `inv image` (`{tag}` for this name), or pull it")
         network = ops.db_network(k, target)
         docker = engine.cli_path()
     if network:
@@ -85,15 +90,19 @@ def migrate(c, env_file=".env", image=None, dry_run=False):
         "pull": "Pull the image from its registry first (to update it, or instead of building a missing one).",
         "build": "Build the image even when it exists.",
         "demo": "Create the env file with throwaway demo values if it does not exist (local trials only).",
-        "timeout": "Seconds to wait for each service to turn healthy.",
+        "timeout": "Seconds to wait for each service to turn healthy (default 180, at most 3600).",
         "dry_run": DRY_RUN_HELP,
     }
 )
-def compose_up(c, env_file=".env", image=None, pull=False, build=False, demo=False, timeout=180, dry_run=False):
+def compose_up(c, env_file=".env", image=None, pull=False, build=False, demo=False, timeout=None, dry_run=False):
     """Start PostgreSQL and atBB with Compose: validate env, build if missing, migrate, wait until healthy."""
     from atbb_kit import doctor, engine
     from atbb_kit.errors import CommandFailed, EnvFileError, KitError
 
+    # None default: Invoke would int() a typed number itself, outside the error boundary.
+    timeout = flags.whole_number("timeout", timeout, 180, 1, 3600)
+    flags.path("env-file", env_file)
+    flags.image_ref("image", image)
     k = kit(c, dry_run=dry_run)
     if pull and build:
         raise KitError("--pull and --build ask for opposite things", "use one: --pull fetches, --build builds")
@@ -149,6 +158,7 @@ def compose_down(c, volumes=False, env_file=".env", dry_run=False):
     """Stop the Compose stack; the database volume is kept unless --volumes."""
     from atbb_kit import engine
 
+    flags.path("env-file", env_file)
     k = kit(c, dry_run=dry_run)
     if not k.run.dry_run:
         engine.client()
@@ -169,15 +179,17 @@ def compose_down(c, volumes=False, env_file=".env", dry_run=False):
     help={
         "service": "Only this service of the Compose file: atbb or postgres (default: all).",
         "follow": "Keep printing new lines (Ctrl-C stops).",
-        "tail": "Only the last N lines of each service (0: all).",
+        "tail": "Only the last N lines of each service (default 200; 0: all).",
         "env_file": ENV_HELP,
     },
 )
-def logs(c, service=None, follow=False, tail=200, env_file=".env"):
+def logs(c, service=None, follow=False, tail=None, env_file=".env"):
     """Show the Compose stack's logs (atbb logs are JSON lines): inv logs [-s SERVICE] [-f]."""
     from atbb_kit import compose, engine
     from atbb_kit.errors import KitError
 
+    tail = flags.whole_number("tail", tail, 200, 0, 1_000_000)
+    flags.path("env-file", env_file)
     k = kit(c)
     known = compose.services(k.cfg.root() / k.cfg.compose.file)
     if service and service not in known:
@@ -189,7 +201,7 @@ def logs(c, service=None, follow=False, tail=200, env_file=".env"):
     if not engine.compose_services(k.cfg.compose.project):
         ops.say(f"note: the stack {k.cfg.compose.project} has no containers (start it with `inv compose-up`)")
     with ops.stack(k, Path(env_file), ops.default_image(k.cfg), need_env=False) as stack:
-        k.run.run(stack.logs(service, follow, int(tail) or None), quiet=True)
+        k.run.run(stack.logs(service, follow, tail or None), quiet=True)
 
 
 @kit_task(help={"env_file": ENV_HELP})
@@ -200,6 +212,7 @@ def status(c, env_file=".env"):
 
     from atbb_kit import engine
 
+    flags.path("env-file", env_file)
     k = kit(c)
     engine.client()
     project, port = k.cfg.compose.project, k.cfg.compose.host_port
@@ -228,6 +241,8 @@ def doctor(c, env_file=".env", image=None):
 
     from atbb_kit import doctor as checks
 
+    flags.path("env-file", env_file)
+    flags.image_ref("image", image)
     k = kit(c)
     probe = checks.Probe(k.cfg, k.run, Path(env_file), image or ops.default_image(k.cfg))
     findings = checks.run_checks(probe)
@@ -258,10 +273,10 @@ def backup(c, env_file=".env", output="backups", dry_run=False):
     from atbb_kit import backup as db
     from atbb_kit.errors import KitError
 
+    flags.path("env-file", env_file)
+    out_dir = Path(flags.path("output", output))
+    db.check_output_dir(out_dir)
     k = kit(c, dry_run=dry_run)
-    out_dir = Path(output)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise KitError(f"--output {out_dir} is not a folder", "pass a folder, e.g. --output backups")
     _, report = ops.checked_env(k, env_file)
     docker, image, target, env, network = ops.db_access(k, report)
     name = db.backup_name(datetime.now(UTC))
@@ -301,7 +316,7 @@ def backup(c, env_file=".env", output="backups", dry_run=False):
         shutil.rmtree(scratch, ignore_errors=True)
     size = final.stat().st_size
     shown = f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
-    ops.say(f"backup written: {final} ({shown}, mode 600); restore it with `inv restore {final}`")
+    ops.say(f"backup written: {final} ({shown}, mode 600); restore it with `{db.restore_command(final)}`")
     print(final)
 
 
@@ -327,14 +342,8 @@ def restore(c, file, env_file=".env", force=False, dry_run=False):
         print("usage: inv restore FILE [--force] [--env-file F] [--dry-run]   (inv --help restore: every option)")
         return
     dump = Path(file)
-    if not dump.is_file():
-        raise KitError(f"backup file {dump} does not exist", "pass a file written by `inv backup` (ls backups/)")
-    with dump.open("rb") as fh:
-        if not db.is_custom_dump(fh.read(len(db.DUMP_MAGIC))):
-            raise KitError(
-                f"{dump} is not a pg_dump custom-format archive (it does not start with PGDMP)",
-                "pass a file written by `inv backup` (or by pg_dump -Fc)",
-            )
+    db.check_dump_file(dump)
+    flags.path("env-file", env_file)
     _, report = ops.checked_env(k, env_file)
     docker, image, target, env, network = ops.db_access(k, report)
     container = f"atbb-restore-{_secrets.token_hex(4)}"

@@ -162,15 +162,27 @@ def _check_suite(suite: str) -> None:
         raise ConfigError(f"--suite {suite!r} is not a suite", f"use one of: {', '.join(choices)}")
 
 
-def _run_tests(k: Kit, suite: str, monorepo: bool = True, pytest_args: str = "") -> None:
+def _pytest_args(text: str) -> list[str]:
     import shlex
 
+    from atbb_kit.errors import ConfigError
+
+    try:
+        return shlex.split(text)
+    except ValueError as exc:  # an unclosed quote
+        raise ConfigError(
+            f"--pytest-args: {exc}", 'quote it as one shell word, e.g. --pytest-args "-k tags -x"'
+        ) from None
+
+
+def _run_tests(k: Kit, suite: str, monorepo: bool = True, pytest_args: str = "") -> None:
     from atbb_kit import commands
 
+    args = _pytest_args(pytest_args)
     if monorepo:
         k.run.run(commands.monorepo_test(k.cfg.monorepo_dir()))
     if suite != NO_SUITE:
-        k.run.run(commands.pytest_suite(k.cfg.root(), suite, shlex.split(pytest_args)))
+        k.run.run(commands.pytest_suite(k.cfg.root(), suite, args))
 
 
 def _run_build(k: Kit) -> None:
@@ -190,6 +202,7 @@ def _run_build(k: Kit) -> None:
 def test(c, suite="all", monorepo=True, pytest_args="", dry_run=False):
     """Run the kit's tests (unit, integration, e2e) and the monorepo's own tests."""
     _check_suite(suite)
+    _pytest_args(pytest_args)
     _run_tests(kit(c, dry_run=dry_run), suite, monorepo, pytest_args)
 
 

@@ -78,10 +78,12 @@ PUSH_STAGES = ("immutable", "floating")
 )
 def push(c, dry_run=False, image=None, only=None):
     """Push the immutable tags, then point the floating ones (latest last) at the highest published builds."""
+    from atbb_kit import flags
     from atbb_kit.errors import ConfigError, KitError
 
     if only not in (None, *PUSH_STAGES):
         raise ConfigError(f"--only {only}: expected immutable or floating", "drop --only to run both stages")
+    flags.image_ref("image", image)
     stages = PUSH_STAGES if only is None else (only,)
     k = kit(c, dry_run=dry_run)
     run = k.run

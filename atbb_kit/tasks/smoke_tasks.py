@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from atbb_kit.tasks._base import kit, kit_task
@@ -24,7 +25,7 @@ def _pull(client, ref: str) -> None:
     except DockerException as exc:
         raise KitError(
             f"image {ref} is not local and cannot be pulled ({str(exc).splitlines()[0][-200:]})",
-            f"build it (inv image --tag {ref}), or check the reference and your registry login",
+            f"build it ({shlex.join(['inv', 'image', '--tag', ref])}), or check the reference and your registry login",
         ) from None
 
 
@@ -56,20 +57,35 @@ def _build(c, ref: str) -> None:
     help={
         "image": "Image to test (default: the image `inv image` builds for this checkout, built if missing).",
         "keep": "Leave the containers, network and volumes in place for inspection (prints how to remove them).",
-        "timeout": "Seconds each wait may take: PostgreSQL ready, each migration, the app answering, healthy.",
+        "timeout": "Seconds each wait may take: PostgreSQL ready, each migration, the app answering, healthy "
+        "(default 120, at most 3600).",
+        "browser": "Then open smoke.browser.pages (atbb.yaml) in headless Chromium through nginx: fail on console "
+        "errors, exceptions, CSP violations, failed requests (needs the chromium package).",
+        "output": "Folder for --browser's screenshots (default build/smoke/<run id>/).",
     }
 )
-def smoke(c, image=None, keep=False, timeout=120):
+def smoke(c, image=None, keep=False, timeout=None, browser=False, output=None):
     """Smoke-test the image: size, PostgreSQL, migrations twice, routes through nginx, health, clean stop."""
-    from atbb_kit import engine
-    from atbb_kit.errors import KitError
+    from pathlib import Path
+
+    from atbb_kit import engine, flags
+    from atbb_kit.errors import ConfigError
     from atbb_kit.release import plan_for
     from atbb_kit.smoke import smoke as run_smoke
 
+    # None default: Invoke would int() a typed number itself, outside the error boundary.
+    timeout = flags.whole_number("timeout", timeout, 120, 1, 3600)
+    flags.image_ref("image", image)
+    if output is not None and not browser:
+        raise ConfigError("--output is where --browser saves its screenshots", "add --browser, or drop --output")
+    out = Path(flags.path("output", output)) if output is not None else None
+    chromium = ""
+    if browser:
+        from atbb_kit import browser_check
+
+        # Before anything is built or started: a missing browser is an install step, never a skipped check.
+        chromium = browser_check.preflight()
     k = kit(c)
-    timeout = int(timeout)
-    if timeout < 1:
-        raise KitError(f"--timeout must be 1 second or more, got {timeout}", "e.g. --timeout 120")
     client = engine.client()
     ref = image or plan_for(k.cfg).refs[0]
     if engine.image_size(ref) is None:
@@ -77,4 +93,4 @@ def smoke(c, image=None, keep=False, timeout=120):
             _pull(client, ref)
         else:
             _build(c, ref)
-    run_smoke(client, k.cfg, ref, keep=keep, timeout=timeout)
+    run_smoke(client, k.cfg, ref, keep=keep, timeout=timeout, chromium=chromium, output=out)

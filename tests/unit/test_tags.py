@@ -451,3 +451,92 @@ def test_summary_says_why_a_plan_is_not_published() -> None:
     outputs, summary = format_for_github(plan)
     assert outputs["publishable"] == "false"
     assert "Not published: pull request #3 builds are not published" in summary
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Hints a person pastes into a shell: hostile refs, branch names, paths and image names stay one word each.
+
+# Each passes `git check-ref-format` (refs) or is a legal file name (paths): none may run anything.
+HOSTILE = [
+    "v1.2.3;touch${IFS}pwned",
+    "v1.2.3&&id",
+    "v1.2.3|sh",
+    "v1.2.3`id`",
+    "v1.2.3$(id)",
+    "v1.2.3'quote",
+    'v1.2.3"dq',
+    "v1.2.3>out",
+    "v1.2.3#comment",
+    "v1.2.3!bang",
+    "v1.2.3{a,b}",
+    "v1.2.3*",
+    "1.2.3;reboot",
+]
+
+
+def _words(command: str) -> list[str]:
+    """Split a shell command as a shell would, with operators (&& ; |) as their own tokens."""
+    import shlex
+
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+@pytest.mark.parametrize("tag", HOSTILE)
+def test_delete_tag_hint_quotes_hostile_tags(tag: str) -> None:
+    with pytest.raises(ReleaseError) as info:
+        compute(Image(), Release(), context(f"refs/tags/{tag}"), CREATED)
+    fix = info.value.fix or ""
+    command = fix.removeprefix("delete it (").split(") and push a tag like ")[0]
+    assert _words(command) == ["git", "tag", "-d", tag, "&&", "git", "push", "origin", f":refs/tags/{tag}"]
+
+
+@pytest.mark.parametrize("tag", HOSTILE)
+def test_too_long_tag_hint_is_quoted_too(tag: str) -> None:
+    from atbb_kit.tags import delete_tag_command
+
+    long_tag = "v1.2.3-" + "a" * 130 + tag.removeprefix("v1.2.3")
+    assert _words(delete_tag_command(long_tag))[3] == long_tag
+
+
+@pytest.mark.parametrize("branch", [f"feature/{h}" for h in HOSTILE])
+def test_hostile_branch_names_reach_no_command(branch: str) -> None:
+    plan = compute(Image(owner="o"), Release(), context(f"refs/heads/{branch}"), CREATED)
+    assert all(set(t) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") for t in plan.tags)
+    for blocker in plan.blockers:
+        assert branch not in blocker.fix
+
+
+HOSTILE_PATHS = [f"/tmp/x {h}/.env" for h in HOSTILE] + ["/tmp/$HOME/.env", "-rf .env", "~/.env"]
+
+
+@pytest.mark.parametrize("path", HOSTILE_PATHS)
+def test_path_hints_are_quoted(path: str, tmp_path) -> None:
+    from pathlib import Path
+
+    from atbb_kit import backup, doctor, envfile
+
+    p = Path(path)
+    missing = doctor.env_finding(p, False, ())
+    first, second = missing.fix.removesuffix(", then edit it").split(" && ")
+    assert _words(first) == ["cp", ".env.production.example", path]
+    assert _words(second) == ["chmod", "600", path]
+    assert _words(doctor.permission_finding(p, True, "readable").fix) == ["chmod", "600", path]
+    assert _words(backup.restore_command(p)) == ["inv", "restore", path]
+    real = tmp_path / f"d {Path(path).parent.name}"
+    real.mkdir()
+    env = real / ".env"
+    env.write_text("")
+    env.chmod(0o644)
+    warning = envfile.permission_warning(env) or ""
+    assert _words(warning.split("; run: ")[1]) == ["chmod", "600", str(env)]
+
+
+@pytest.mark.parametrize("image", ["atbb;id", "atbb$(id)", "a b", "atbb`id`:1", "ghcr.io/o/atbb:1|sh", "'x'"])
+def test_hostile_image_names_are_refused_before_any_hint(image: str) -> None:
+    from atbb_kit import flags
+
+    with pytest.raises(ConfigError) as info:
+        flags.image_ref("image", image)
+    assert image not in (info.value.fix or "")
