@@ -10,6 +10,7 @@ def build_namespace() -> Collection:
     ns.add_task(config_tasks.config)
     ns.add_task(config_tasks.nginx_conf)
     ns.add_task(config_tasks.routes)
+    ns.add_task(config_tasks.init)
     ns.add_task(quality.lint)
     ns.add_task(quality.test)
     ns.add_task(quality.build)

@@ -106,3 +106,61 @@ def routes(c, check=None, host=None):
     if unrouted:
         print(f"no route (no port): {', '.join(unrouted)}")
     print("precedence: an exact route for the path, else the longest matching prefix (first row that matches)")
+
+
+@kit_task(
+    help={
+        "monorepo": "The app's root folder, where pnpm-workspace.yaml is (default: the current folder).",
+        "write": "Write atbb.yaml (overwriting one that exists) and add the missing .dockerignore/.gitignore lines.",
+    }
+)
+def init(c, monorepo=None, write=False):
+    """Draft atbb.yaml for an existing pnpm workspace and say what it could not infer (writes only with --write)."""
+    import sys
+    from pathlib import Path
+
+    from atbb_kit import scaffold
+    from atbb_kit.errors import KitError
+
+    folder = Path(monorepo) if monorepo else Path.cwd()
+    if not folder.is_dir():
+        raise KitError(
+            f"--monorepo {monorepo}: not a folder", "give the app's root folder (where pnpm-workspace.yaml is)"
+        )
+    proposal = scaffold.propose(folder)
+    target = folder / scaffold.CONFIG_NAME
+    existing = target.read_text(encoding="utf-8") if target.is_file() else None
+    if existing is None:
+        print(proposal.text, end="")
+    elif existing == proposal.text:
+        print(f"{target} already is what inv init proposes")
+    else:
+        print(scaffold.unified_diff(existing, proposal.text), end="")
+    sys.stdout.flush()
+    # Notes go to stderr, so `inv init > atbb.yaml` leaves a clean file.
+    checks = [*proposal.notes, *(f"does not validate yet: {p}" for p in proposal.problems)]
+    if checks:
+        print("could not infer (check these; they are also `# check:` comments in the file):", file=sys.stderr)
+        for note in checks:
+            print(f"  - {note}", file=sys.stderr)
+    plans = [p for p in (proposal.dockerignore, proposal.gitignore) if p.added]
+    if not write:
+        for plan in plans:
+            verb = "would be created with" if plan.created else "would get"
+            print(f"with --write, {plan.name} {verb}: {', '.join(plan.added)}", file=sys.stderr)
+        what = f"{target.name} exists and is unchanged" if existing is not None else "nothing was written"
+        print(f"{what}; rerun with --write to write {target.name} and the ignore lines", file=sys.stderr)
+        return
+    if existing != proposal.text:
+        if existing is not None:
+            print(f"overwriting {target} with the proposal (the diff above)", file=sys.stderr)
+        target.write_text(proposal.text, encoding="utf-8")
+        print(f"wrote {target}", file=sys.stderr)
+    for plan in plans:
+        (folder / plan.name).write_text(plan.text, encoding="utf-8")
+        verb = "created" if plan.created else "added to"
+        print(f"{verb} {folder / plan.name}: {', '.join(plan.added)}", file=sys.stderr)
+    print(
+        "next: edit the `# check:` lines, then `inv nginx-conf` and `inv config --check` (docs/adopting.md)",
+        file=sys.stderr,
+    )
