@@ -317,3 +317,24 @@ def test_malformed_urls_are_problems_not_crashes():
     assert any("DATABASE_URL is not a well-formed URL" in p for p in report.problems)
     report = validate({**GOOD, "DATABASE_URL": "postgres://u:p@db:99999/atbb"}, REQUIRED)
     assert report.problems == (".env: DATABASE_URL has a port that is not a number from 1 to 65535",)
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [(_bytes(b"LOG_LEVEL=caf\xe9\n"), ":1: not UTF-8 text"), (lambda t: t, "is a folder, not a file")],
+    ids=["not-utf8", "folder"],
+)
+def test_doctor_fails_the_env_row_for_a_file_it_cannot_use(tmp_path, make, fragment):
+    from atbb_kit import doctor
+    from atbb_kit.config import load_config
+    from atbb_kit.runner import Runner
+
+    cfg = load_config(ROOT / "atbb.yaml", environ={})
+    probe = doctor.Probe(cfg, Runner(dry_run=True), make(tmp_path), "atbb:dev")
+    keys = ("env", "permissions", "compose-settings", "database")
+    findings = doctor.run_checks(probe, [c for c in doctor.CHECKS if c.key in keys])
+    env, permissions, _, database = findings
+    assert env.level is doctor.Level.FAIL and fragment in env.detail
+    assert database.level is doctor.Level.WARN and "not checked" in database.detail
+    if fragment.startswith("is a folder"):
+        assert permissions.detail.startswith("not checked: ")
