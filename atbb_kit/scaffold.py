@@ -822,6 +822,23 @@ def pnpm_version(manager: Any, notes: Notes) -> str:
     return DEFAULT_PNPM
 
 
+def default_branch(root: Path, notes: Notes) -> str:
+    """The branch whose pushes publish `latest`: origin's HEAD when git knows it, else the checked-out one."""
+    git = root / ".git"
+    for path, what in ((git / "refs" / "remotes" / "origin" / "HEAD", "origin's default"), (git / "HEAD", "")):
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        found = re.fullmatch(r"ref: refs/(?:remotes/origin|heads)/([A-Za-z0-9._/-]+)", text)
+        if found:
+            if not what:
+                notes.add("release", f"release.default_branch: {found.group(1)}, the branch checked out now")
+            return found.group(1)
+    notes.add("release", "release.default_branch: main (git names no branch here)")
+    return "main"
+
+
 def image_name(root_pkg: Package, folder: Path) -> str:
     from atbb_kit import imageref
 
@@ -942,6 +959,7 @@ class Draft:
     image: dict[str, str]
     env: tuple[list[str], list[str], list[str]]
     project: str
+    branch: str
 
 
 def render(draft: Draft, notes: Notes) -> str:
@@ -1058,6 +1076,7 @@ def render(draft: Draft, notes: Notes) -> str:
         "image:",
         "  registry: ghcr.io",
         "  # Empty: GITHUB_REPOSITORY_OWNER in Actions, else the owner in the git `origin` remote's URL.",
+        *_checks(notes, "image", "  "),
         '  owner: ""',
         f"  name: {scalar(draft.image['name'])}",
         f"  base: node:{draft.node}-alpine",
@@ -1068,8 +1087,10 @@ def render(draft: Draft, notes: Notes) -> str:
         long_string(draft.image["description"], "  ", "description: "),
         f"  licenses: {json.dumps(draft.image['licenses'])}",
         "",
+        "# Pushes to default_branch publish `latest` and `<branch>-<sha>`; version tags vX.Y.Z publish X.Y.Z.",
+        *_checks(notes, "release"),
         "release:",
-        "  default_branch: main",
+        f"  default_branch: {scalar(draft.branch)}",
         "  sha_length: 7",
         "",
         "# Variables the image reads: required ones are checked by every task that starts containers; secret",
@@ -1260,12 +1281,14 @@ def propose(folder: Path) -> Proposal:
         },
         env=env,
         project=re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-_") or "app",
+        branch=default_branch(root, notes),
     )
     text = render(draft, notes)
     allow, deny = dockerignore_lines(root, globs, host_builds)
     docker = merge_dockerignore(_read_text(root / ".dockerignore"), allow, deny)
     git = merge_gitignore(_read_text(root / ".gitignore"))
-    order = ["node", *(f"services.{s.name}" for s in services), "routes", "health", "migrate", "runtime", "env"]
+    order = ["node", *(f"services.{s.name}" for s in services), "routes", "health", "migrate", "runtime", "image"]
+    order += ["release", "env"]
     return Proposal(text, (*notes.all(order), *docker.notes), validate(text), docker, git)
 
 

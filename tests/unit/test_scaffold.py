@@ -543,3 +543,26 @@ def test_missing_example_glob_error_is_a_kit_error(tmp_path):
     (root / "pnpm-workspace.yaml").write_text("packages: []\n")
     with pytest.raises(KitError, match="lists no packages"):
         scaffold.propose(root)
+
+
+# (files under .git, the default branch proposed, whether a note says it is a guess)
+BRANCHES = [
+    (
+        {"refs/remotes/origin/HEAD": "ref: refs/remotes/origin/trunk\n", "HEAD": "ref: refs/heads/feature\n"},
+        "trunk",
+        False,
+    ),
+    ({"HEAD": "ref: refs/heads/develop\n"}, "develop", True),
+    ({"HEAD": "0123456789abcdef0123456789abcdef01234567\n"}, "main", True),
+    ({}, "main", True),
+]
+
+
+@pytest.mark.parametrize(("files", "branch", "noted"), BRANCHES, ids=[b for _, b, _ in BRANCHES])
+def test_default_branch(files, branch, noted, tmp_path):
+    for name, text in files.items():
+        (tmp_path / ".git" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / ".git" / name).write_text(text)
+    notes = scaffold.Notes()
+    assert scaffold.default_branch(tmp_path, notes) == branch
+    assert bool(notes.of("release")) == noted
