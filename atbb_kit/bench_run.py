@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atbb_kit import bench as B
-from atbb_kit import commands
-from atbb_kit import image_spec
+from atbb_kit import commands, engine, image_spec
 from atbb_kit.errors import KitError
 from atbb_kit.runner import Command, Result, Runner, Secret, argv
 
@@ -145,9 +144,11 @@ class BenchRun:
         """A private copy of the kit (the build context and atbb.yaml), so edits never touch the real tree."""
         if self.workspace is not None:
             return self.workspace
-        from atbb_kit.config import find_config, load_config
+        from atbb_kit.config import load_config
 
-        root = self.cfg.root()
+        # The build context is the kit root (docker/, nginx/ and every bundled example), wherever the
+        # config file sits inside it.
+        root = commands.KIT_ROOT
         ws = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-kit-"))
         self._temp_dirs.append(ws)
 
@@ -159,8 +160,9 @@ class BenchRun:
 
         shutil.copytree(root, ws, symlinks=True, ignore=ignore, dirs_exist_ok=True)
         if self.nginx_conf is not None:
-            shutil.copyfile(self.nginx_conf, ws / "nginx" / "nginx.conf")
-        config_path = find_config(start=root)
+            # Over the config's own rendered nginx.conf (nginx.conf in atbb.yaml), wherever it lives.
+            shutil.copyfile(self.nginx_conf, ws / self.cfg.nginx_conf_path().relative_to(root))
+        config_path = self.cfg.file()
         try:
             rel = config_path.resolve().relative_to(root)
         except ValueError:  # ATBB_CONFIG outside the kit root
@@ -173,8 +175,6 @@ class BenchRun:
 
     def _builder(self):
         if self.cli is None:
-            from atbb_kit import engine
-
             self.cli = engine.detect_cli(self.runner)
         return self.cli
 
@@ -188,7 +188,7 @@ class BenchRun:
             context=ws,
             dockerfile=dockerfile or ws / "docker" / "Dockerfile",
             tags=[tag],
-            args=args if args is not None else commands.build_args(self.ws_cfg),
+            args=args if args is not None else commands.build_args(self.ws_cfg, context=ws),
             labels={},
             no_cache=no_cache,
         )
@@ -262,7 +262,7 @@ class BenchRun:
 
     def section_build(self) -> None:
         ws = self.prepare_workspace()
-        mono = (ws / self.ws_cfg.monorepo).resolve()
+        mono = self.ws_cfg.monorepo_dir()
         # The run id in a comment of the workspace file makes every layer from `pnpm fetch` on this run's
         # own, so the dependency-added rebuild cannot reuse what an earlier bench run left in the cache.
         workspace_yaml = mono / "pnpm-workspace.yaml"
@@ -316,7 +316,10 @@ class BenchRun:
         self.say(f"    {added:.1f} s")
 
     def _add_dependency(self, mono: Path) -> tuple[str, str, str]:
-        wanted = self.ws_cfg.services["appview"].package
+        # The first service that names its workspace package: the one whose dependencies change.
+        wanted = next((svc.package for svc in self.ws_cfg.services.values() if svc.package), None)
+        if wanted is None:
+            raise SectionFailed("no service names its workspace package (services.*.package in atbb.yaml)")
         for path in sorted(mono.rglob("package.json")):
             if "node_modules" in path.parts:
                 continue
@@ -330,17 +333,14 @@ class BenchRun:
                     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
                     return name, version, str(path.relative_to(mono))
             raise SectionFailed(f"{wanted} already depends on every candidate ({DEPENDENCIES})")
-        raise SectionFailed(f"no package.json named {wanted} (services.appview.package) under the monorepo")
+        raise SectionFailed(f"no package.json named {wanted} (services.*.package) under the monorepo")
 
     def section_image(self) -> None:
         kit_ref = self.ensure_kit_image()
         ws = self.prepare_workspace()
         naive_ref = self.image("naive")
-        args = {
-            "NODE_BASE": self.base,
-            "PNPM_VERSION": self.ws_cfg.node.pnpm,
-            "MONOREPO": self.ws_cfg.monorepo,
-        }
+        kit_args = commands.build_args(self.ws_cfg, context=ws)
+        args = {key: kit_args[key] for key in ("NODE_BASE", "PNPM_VERSION", "MONOREPO", "NGINX_CONF")}
         self.say("==> image: building the naive single-stage image (bench/Dockerfile.naive)")
         naive_seconds = self.docker_build(naive_ref, dockerfile=ws / "bench" / "Dockerfile.naive", args=args)
         sizes = {}
@@ -348,7 +348,8 @@ class BenchRun:
             attrs = self._image_attrs(ref)
             if attrs is None:
                 raise SectionFailed(f"image {ref} is not in the local engine")
-            sizes[what] = {"ref": ref, "id": attrs["Id"], "bytes": int(attrs.get("Size") or 0)}
+            # The same measure as `inv image` and its budget: the platform's unpacked layers on any engine.
+            sizes[what] = {"ref": ref, "id": attrs["Id"], "bytes": engine.layers_size(attrs)}
         base, kit, naive = sizes["base"]["bytes"], sizes["kit"]["bytes"], sizes["naive"]["bytes"]
         self.record("image.base_bytes", base)
         self.record("image.kit_bytes", kit, naive)
