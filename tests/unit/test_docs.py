@@ -38,6 +38,7 @@ from tests.conftest import ROOT, run_inv
 
 GUIDE = ROOT / "docs" / "deployment-guide.md"
 README = ROOT / "README.md"
+ADOPTING = ROOT / "docs" / "adopting.md"
 ENV_EXAMPLE = ROOT / ".env.production.example"
 OWNER = "OWNER"  # the one placeholder the guide uses for the image's owner
 SHELL_LANGS = {"sh", "bash", "shell", "console"}
@@ -243,10 +244,46 @@ def test_guide_and_readme_call_inv():
     assert {"doctor", "compose-up", "migrate", "backup", "restore", "smoke", "secret", "logs"} <= names
 
 
-@pytest.mark.parametrize("call", inv_calls(GUIDE, README), ids=lambda c: c.where[:90])
+@pytest.mark.parametrize("call", inv_calls(GUIDE, README, ADOPTING), ids=lambda c: c.where[:90])
 def test_inv_call_parses(call):
     problem = parse_inv(call.argv[1:], mention=call.mention)
     assert problem is None, f"{call.where}: {problem}"
+
+
+def test_adopting_walks_through_every_step():
+    """docs/adopting.md shows each task of the way from a monorepo to a published image, as a full line."""
+    calls = [c for c in inv_calls(ADOPTING) if not c.mention]
+    shown = {" ".join(c.argv[1:3]) for c in calls} | {c.argv[1] for c in calls if len(c.argv) > 1}
+    steps = {"init", "init --write", "nginx-conf", "config --check", "routes", "routes --check", "image", "smoke"}
+    assert steps | {"tags", "push"} <= shown, sorted(steps | {"tags", "push"} - shown)
+
+
+def test_adopting_copy_list_names_kit_files():
+    """Every path in the table of files to copy exists in the kit."""
+    body = dict(sections(ADOPTING))["2. Copy the kit into the app"]
+    rows = re.findall(r"^\| (`[^|]+`) \|", body, re.MULTILINE)
+    paths = [p for row in rows for p in re.findall(r"`([^`]+)`", row)]
+    assert {"tasks.py", "atbb_kit/", "docker/", "nginx/nginx.conf.template", "pyproject.toml"} <= set(paths)
+    assert any(p.startswith(".github/workflows/") for p in paths)
+    for path in paths:
+        assert (ROOT / path).exists(), f"adopting.md says to copy {path}, which the kit does not have"
+
+
+def test_adopting_links_resolve():
+    text = ADOPTING.read_text(encoding="utf-8")
+    anchors = {
+        re.sub(r"[^\w\- ]", "", t).strip().lower().replace(" ", "-")
+        for t in re.findall(r"^#{2,4} (.+)$", prose(ADOPTING), re.MULTILINE)
+    }
+    links = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert links and not links - anchors, f"broken in-page links: {sorted(links - anchors)}"
+    for target in re.findall(r"\]\((?!#|https?:)([^)#]+)", text):
+        assert (ADOPTING.parent / target).exists(), f"broken link {target}"
+
+
+def test_readme_links_adopting():
+    table = README.read_text(encoding="utf-8").split("## Find your way", 1)[1].split("\n## ", 1)[0]
+    assert "(docs/adopting.md)" in table
 
 
 def test_parser_check_rejects_what_invoke_rejects():
