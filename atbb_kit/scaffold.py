@@ -924,6 +924,11 @@ def long_string(value: str, indent: str, key: str, width: int = 110) -> str:
     return "\n".join(lines)
 
 
+def one_line(text: str) -> str:
+    """Text for a comment: control characters (a newline would end the comment) become spaces."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text)
+
+
 def _comment(text: str, indent: str = "", width: int = 110) -> list[str]:
     lines: list[str] = []
     words = text.split()
@@ -966,9 +971,9 @@ def render(draft: Draft, notes: Notes) -> str:
     from atbb_kit.config import DEFAULT_CSP, DEFAULT_HEADERS
 
     out: list[str] = [
-        f"# atbb.yaml for {draft.root_name}, drafted by `inv init` from the workspace's package.json files and",
-        "# sources. Every key is explained in the kit's own atbb.yaml; `# check:` lines are guesses to confirm",
-        "# (delete them once done). Precedence: this file < ATBB_* environment variables < task flags.",
+        f"# atbb.yaml for {one_line(draft.root_name)}, drafted by `inv init` from the workspace's package.json",
+        "# files and sources. Every key is explained in the kit's own atbb.yaml; `# check:` lines are guesses",
+        "# to confirm (delete them once done). Precedence: this file < ATBB_* environment variables < task flags.",
         "",
         "# The monorepo is this folder.",
         "monorepo: .",
@@ -992,7 +997,7 @@ def render(draft: Draft, notes: Notes) -> str:
             out += [
                 f"  # {svc.name}:",
                 f"  #   package: {json.dumps(svc.package.name)}",
-                f"  #   command: [...]   # from the start script: {svc.script}",
+                f"  #   command: [...]   # from the start script: {one_line(svc.script)}",
                 f"  #   cwd: {svc.cwd}",
             ]
             continue
@@ -1053,7 +1058,7 @@ def render(draft: Draft, notes: Notes) -> str:
     if draft.migrate:
         out += [
             "migrate:",
-            f"  # From {draft.migrate['from']}.",
+            f"  # From {one_line(draft.migrate['from'])}.",
             f"  command: {flow(draft.migrate['command'])}",
             f"  cwd: {scalar(draft.migrate['cwd'])}",
             f"  package: {json.dumps(draft.migrate['package'])}",

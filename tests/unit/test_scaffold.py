@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from atbb_kit import scaffold
 from atbb_kit.config import load_config
@@ -566,3 +567,81 @@ def test_default_branch(files, branch, noted, tmp_path):
     notes = scaffold.Notes()
     assert scaffold.default_branch(tmp_path, notes) == branch
     assert bool(notes.of("release")) == noted
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Runtime files
+
+
+# (build script, tsconfig.json text or None, the folders it writes besides dist/)
+BUILDS = [
+    ("react-router build", None, ["build"]),
+    ("next build", None, [".next"]),
+    ("nuxt build", None, [".output"]),
+    ("tsc -p tsconfig.json && node scripts/copy.mjs", '{"compilerOptions": {"outDir": "lib"}}', ["lib"]),
+    ("tsc", '{"compilerOptions": {"outDir": "dist"}}', []),
+    ("tsup src/index.ts --out-dir out", None, ["out"]),
+    ("esbuild src/index.ts --bundle --outdir=bundle", None, ["bundle"]),
+    ("vite build", None, []),
+]
+
+
+@pytest.mark.parametrize(("script", "tsconfig", "folders"), BUILDS, ids=[b[0] for b in BUILDS])
+def test_build_outputs(script, tsconfig, folders, tmp_path):
+    (tmp_path / "apps" / "x").mkdir(parents=True)
+    if tsconfig:
+        (tmp_path / "apps" / "x" / "tsconfig.json").write_text(tsconfig)
+    pkg = scaffold.Package("apps/x", {"scripts": {"build": script}})
+    assert [f for f in scaffold.build_outputs(pkg, tmp_path) if f != "dist"] == folders
+
+
+def test_runtime_takes_existing_files_entries_but_not_sources_docs_or_the_migrate_package(tmp_path):
+    root = workspace(
+        tmp_path / "w",
+        {
+            "apps/api": app("@s/api", "node dist/index.js", files=["dist", "data", "src", "README.md", "gone", "*.js"]),
+            "packages/db": {"name": "@s/db", "files": ["dist", "migrations"], "exports": "./dist/index.js"},
+        },
+        {
+            "apps/api/data/a.json": "{}",
+            "apps/api/src/index.ts": "",
+            "apps/api/README.md": "",
+            "packages/db/migrations/1.sql": "",
+        },
+    )
+    notes = scaffold.Notes()
+    packages = scaffold._workspace_packages(root, ["apps/*", "packages/*"], notes)
+    assert scaffold.propose_runtime(packages, root, "", notes)[0] == [
+        "*/dist",
+        "apps/api/data",
+        "packages/db/migrations",
+    ]
+    assert scaffold.propose_runtime(packages, root, "@s/db", notes)[0] == ["*/dist", "apps/api/data"]
+
+
+def test_hostile_manifests_give_a_draft_or_a_kit_error(tmp_path):
+    """Wrong types and shell-breaking text in package.json files never crash init or break the YAML."""
+    root = workspace(
+        tmp_path / "w",
+        {
+            "apps/api": {
+                "name": "@s/api",
+                "scripts": {"start": "node dist/index.js\nrm -rf /", "build": 5},
+                "files": "x",
+            },
+            "apps/web": {"name": 7, "scripts": ["start"], "main": "./dist/web.js", "dependencies": "next"},
+            "apps/odd": {"name": "@s/odd", "scripts": {"start": "node 'dist/a b.js' --title \"x: {y}\""}},
+        },
+        name="shop\nhacked: true",
+        engines="node 22",
+        description=["not", "text"],
+        license={"type": "MIT"},
+    )
+    (root / "apps" / "broken").mkdir()
+    (root / "apps" / "broken" / "package.json").write_text("{not json")
+    proposal = scaffold.propose(root)
+    data = yaml.safe_load(proposal.text)
+    assert "hacked" not in data and data["monorepo"] == "."
+    assert data["services"]["odd"]["command"] == ["node", "dist/a b.js", "--title", "x: {y}"]
+    assert any("apps/broken/package.json:1: not valid JSON" in n for n in proposal.notes)
+    assert any("spans several lines" in n for n in proposal.notes)
