@@ -280,7 +280,9 @@ NOT_UTF8 = (ROOT / "atbb.yaml").read_bytes
 CORPUS: list[Case] = [
     # --- atbb.yaml ---------------------------------------------------------------------------------------
     config_case("yaml-alias-bomb", lambda: _with(lambda d: None) + billion_laughs(), "once its aliases are expanded"),
-    config_case("yaml-alias-bomb-wide", lambda: _with(lambda d: None) + billion_laughs(2, 150), "more than 100 aliases"),
+    config_case(
+        "yaml-alias-bomb-wide", lambda: _with(lambda d: None) + billion_laughs(2, 150), "more than 100 aliases"
+    ),
     config_case("yaml-many-aliases", lambda: _with(lambda d: None) + YAML_BOUNDS[2][1], "more than 100 aliases"),
     config_case("yaml-self-alias", lambda: _with(lambda d: None) + "z: &z [1, *z]\n", "inside what it names"),
     config_case("yaml-unknown-alias", lambda: _with(lambda d: None) + "z: *nowhere\n", "not valid YAML"),
