@@ -273,7 +273,10 @@ class BenchRun:
         info: dict[str, Any] = {"builder": self._builder().builder, "client": self._builder().path}
         self.details["build"] = info
 
-        self.say("==> build: cold (--no-cache)")
+        self.say("==> build: cold (--no-cache, empty pnpm store and turbo cache)")
+        # --no-cache rebuilds every layer but keeps BuildKit's cache mounts: empty them, or "cold" would
+        # reuse the previous run's downloads and turbo outputs.
+        self.runner.run(commands.docker_prune_build_cache_mounts(self._builder().path), capture=True, quiet=True)
         cold = self.docker_build(ref, no_cache=True)
         self.record("build.cold_seconds", cold)
         cold_id = self.client.images.get(ref).id

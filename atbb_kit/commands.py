@@ -190,6 +190,16 @@ def docker_build(
     )
 
 
+def docker_prune_build_cache_mounts(docker: str) -> Command:
+    """Empties BuildKit's cache mounts (the pnpm store, turbo's cache): a cold build must not find them
+    warm, and `--no-cache` leaves them alone."""
+    return Command(
+        argv(docker, "builder", "prune", "--force", "--filter", "type=exec.cachemount"),
+        env={"DOCKER_BUILDKIT": "1"},
+        install_hint=DOCKER_HINT,
+    )
+
+
 def docker_probe(docker: str, *args: str) -> Command:
     return Command(argv(docker, args), install_hint=DOCKER_HINT)
 

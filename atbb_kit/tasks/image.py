@@ -11,7 +11,7 @@ from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
         "base": "Base image for build and runtime stages (default: image.base in atbb.yaml).",
         "platform": "Comma-separated target platforms, e.g. linux/amd64,linux/arm64 (several need buildx).",
         "tag": "Extra local tag(s) to add, e.g. --tag atbb:dev (repeatable).",
-        "builder": "Force a builder: buildx, buildkit or classic (default: the best the client offers).",
+        "builder": "Force a builder: buildx or buildkit (default: the best the client offers; classic is refused).",
         "no_cache": "Build every layer from scratch.",
         "cache": "buildx cache backend to read and fill, e.g. gha (GitHub Actions' cache); needs buildx.",
         "dry_run": DRY_RUN_HELP,
@@ -38,6 +38,13 @@ def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, c
         raise KitError(drift)
     plan = plan_for(cfg)
     cli = engine.detect_cli(k.run, builder)
+    if cli.builder == "classic":
+        raise KitError(
+            f"docker/Dockerfile needs BuildKit (RUN --mount cache mounts), and {cli.path} offers only the "
+            "classic builder",
+            "use Docker 23+ (BuildKit by default), the 20.10 client at /usr/bin/docker (the kit sets "
+            "DOCKER_BUILDKIT=1), or install docker buildx",
+        )
     if len(cfg.image.platforms) > 1 and cli.builder != "buildx":
         raise KitError(
             f"building for {len(cfg.image.platforms)} platforms needs docker buildx ({cli.path} has none)",

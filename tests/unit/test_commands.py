@@ -289,7 +289,22 @@ def test_pytest_suite(suite, marker):
 def test_image_cache_needs_buildx():
     from tests.conftest import run_inv
 
-    proc = run_inv("image", "--cache", "gha", "--builder", "classic", "--dry-run")
+    proc = run_inv("image", "--cache", "gha", "--builder", "buildkit", "--dry-run")
     assert proc.returncode == 1
     assert "--cache gha needs docker buildx" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_image_refuses_the_classic_builder_naming_the_fix():
+    from tests.conftest import run_inv
+
+    proc = run_inv("image", "--builder", "classic", "--dry-run")
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: docker/Dockerfile needs BuildKit")
+    assert "DOCKER_BUILDKIT=1" in lines[0] and "buildx" in lines[0]
+
+
+def test_cold_builds_empty_the_cache_mounts():
+    cmd = commands.docker_prune_build_cache_mounts("docker")
+    assert cmd.argv == ("docker", "builder", "prune", "--force", "--filter", "type=exec.cachemount")
