@@ -261,7 +261,7 @@ class BenchRun:
             raise SectionFailed("; ".join(f"{k}: {v}" for k, v in failures.items()))
 
     def section_build(self) -> None:
-        ws = self.prepare_workspace()
+        self.prepare_workspace()
         mono = self.ws_cfg.monorepo_dir()
         # The run id in a comment of the workspace file makes every layer from `pnpm fetch` on this run's
         # own, so the dependency-added rebuild cannot reuse what an earlier bench run left in the cache.
