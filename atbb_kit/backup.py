@@ -138,19 +138,39 @@ def _env_flags(env: Mapping[str, str]) -> list[str]:
     return out
 
 
+# Every container the kit starts for one job carries this label and a name of its own (the runner removes it
+# by that name when its deadline passes or the task is interrupted), and runs without the image's
+# HEALTHCHECK: the check probes a server a one-off never starts, so `docker ps` would call it unhealthy.
+ONEOFF_LABEL = "dev.atbb.kit=one-off"
+
+
+def oneoff_flags(name: str) -> tuple[str, ...]:
+    return ("--name", name, "--label", ONEOFF_LABEL, "--no-healthcheck")
+
+
 def one_off(
     docker: str,
     image: str,
     args: Sequence[str],
     env: Mapping[str, str],
     *,
+    name: str,
     network: str | None = None,
     hint: str | None = None,
 ) -> Command:
     """`docker run --rm` of `image` with `env` passed by name. The postgres images' entrypoints run any
     command that is not the server as it is, so `args` is the tool and its flags."""
     return Command(
-        argv(docker, "run", "--rm", ("--network", network) if network else None, _env_flags(env), image, list(args)),
+        argv(
+            docker,
+            "run",
+            "--rm",
+            oneoff_flags(name),
+            ("--network", network) if network else None,
+            _env_flags(env),
+            image,
+            list(args),
+        ),
         env=dict(env),
         install_hint=DOCKER_HINT,
         failure_hint=hint,
@@ -167,14 +187,14 @@ PROBE_SCRIPT = f'pg_dump --version && psql -X -A -t -w -v ON_ERROR_STOP=1 -c "{P
 CHECK_ARGS = ("psql", "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-c", "select 1")
 
 
-def probe(docker: str, image: str, env: Mapping[str, str], network: str | None) -> Command:
-    return one_off(docker, image, ("sh", "-c", PROBE_SCRIPT), env, network=network)
+def probe(docker: str, image: str, env: Mapping[str, str], network: str | None, *, name: str) -> Command:
+    return one_off(docker, image, ("sh", "-c", PROBE_SCRIPT), env, name=name, network=network)
 
 
-def connection_check(docker: str, image: str, env: Mapping[str, str], network: str | None) -> Command:
+def connection_check(docker: str, image: str, env: Mapping[str, str], network: str | None, *, name: str) -> Command:
     """psql `select 1`: proves host, port, credentials and database name, not just a listening socket
     (pg_isready would pass with a wrong password)."""
-    return one_off(docker, image, CHECK_ARGS, env, network=network)
+    return one_off(docker, image, CHECK_ARGS, env, name=name, network=network)
 
 
 def dump_args(path: str = CONTAINER_DUMP) -> tuple[str, ...]:
@@ -211,10 +231,7 @@ def create(
         argv(
             docker,
             "create",
-            "--name",
-            name,
-            "--label",
-            "dev.atbb.kit=one-off",
+            oneoff_flags(name),
             ("--network", network) if network else None,
             _env_flags(env),
             image,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atbb_kit.errors import KitError
+from atbb_kit.runner import DeadlineExceeded
 
 if TYPE_CHECKING:
     from atbb_kit.config import Config
@@ -456,8 +457,14 @@ def check_database(p: Probe) -> Finding:
     if engine.image_size(image) is None:
         pull = shlex.join(["docker", "pull", image])
         return not_checked(name, f"it runs psql from {image}, which is not present locally", pull)
-    cmd = backup.connection_check(p.cli(), image, backup.pg_env(target), network)
-    result = p.run.run(cmd, check=False, capture=True, quiet=True)
+    from atbb_kit import operations
+
+    job = operations.one_off(p.cli(), "doctor", "the database check", operations.CHECK_SECONDS, operations.CHECK_FIX)
+    cmd = backup.connection_check(p.cli(), image, backup.pg_env(target), network, name=job.name)
+    try:
+        result = p.run.run(cmd, check=False, capture=True, quiet=True, oneoff=job)
+    except DeadlineExceeded as exc:
+        return fail(name, exc.what, exc.fix or "")
     via = f" (on network {network})" if network else ""
     if result.ok:
         return ok(name, f"connected to {target.where} as {target.user}{via}")

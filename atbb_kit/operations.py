@@ -17,11 +17,19 @@ Decisions (checked against docker-compose 1.29.2 and written to stay valid for `
 - Compose v1 reads `env_file:` at load time for every command, `down` and `logs` included, and refuses a
   missing file; those commands do not need the values, so they get an empty placeholder when the env
   file does not exist (e.g. `inv compose-down` from a checkout without .env).
+- The Compose file gives PostgreSQL only POSTGRES_USER/PASSWORD/DB, by variable substitution, and the app
+  its env file with POSTGRES_PASSWORD blanked. The kit hands those three values to Compose in its
+  environment (as Secrets: printed ***), so they come from the env file the task was given wherever it
+  lies. `inv migrate` passes neither them nor anything else of PostgreSQL's to the migrator.
+- Every one-off container (the migrator, psql, pg_dump, pg_restore) runs under a deadline the kit enforces
+  (runner.OneOff), with a name of its own to remove it by, the label dev.atbb.kit=one-off and no
+  HEALTHCHECK. A deadline passed, Ctrl-C or SIGTERM: the container is removed and the task says so.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,12 +44,18 @@ def default_image(cfg) -> str:
     return plan_for(cfg).refs[0]
 
 
+# What the Compose example's PostgreSQL container reads, and nothing else of the env file reaches it.
+POSTGRES_VARIABLES = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+
+
 @contextmanager
-def stack(k, env_file: Path, image: str, *, need_env: bool = True):
-    """The Compose invocation for this kit. need_env=False: a missing env file gets an empty placeholder."""
+def stack(k, env_file: Path, image: str, *, need_env: bool = True, values: Mapping[str, str] | None = None):
+    """The Compose invocation for this kit. need_env=False: a missing env file gets an empty placeholder.
+    values: the env file's validated values, whose POSTGRES_* the Compose file substitutes."""
     import tempfile
 
     from atbb_kit import compose
+    from atbb_kit.runner import Secret
 
     file = k.cfg.root() / k.cfg.compose.file
     base = compose.detect(k.run) if not k.run.dry_run else ("docker", "compose")
@@ -50,6 +64,7 @@ def stack(k, env_file: Path, image: str, *, need_env: bool = True):
             env_file = Path(scratch) / "empty.env"
             env_file.write_text("")
         env = compose.compose_env(image, k.cfg.compose.host_port, env_file, k.cfg.compose.postgres_image)
+        env.update({name: Secret(values[name]) for name in POSTGRES_VARIABLES if name in (values or {})})
         yield compose.Compose(base, file, k.cfg.compose.project, env)
 
 
@@ -212,8 +227,10 @@ def probe(k, docker, image, target, env, network):
     from atbb_kit import backup
 
     say(f"==> checking {target.where} from a container of {image}")
+    check = one_off(docker, "probe", "the database check", CHECK_SECONDS, CHECK_FIX)
+    cmd = backup.probe(docker, image, env, network, name=check.name)
     # quiet: a read-only check whose quoted shell script would only clutter the log.
-    result = k.run.run(backup.probe(docker, image, env, network), check=False, capture=True, quiet=True)
+    result = k.run.run(cmd, check=False, capture=True, quiet=True, oneoff=check)
     if not result.ok:
         raise backup.connect_error(result.stderr or result.stdout, target, image, backup.TRANSFER_CONNECT_TIMEOUT)
     found = backup.parse_probe(result.stdout)
@@ -257,3 +274,103 @@ def write_demo_env(path: Path, host_port: int) -> None:
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     say(f"==> wrote demo settings to {path} (mode 600)")
+
+
+# --- one-off containers -------------------------------------------------------------------------------
+
+# The deadlines the kit enforces on its one-off containers, in seconds. The programs inside have their own
+# timeouts; these hold when those fail (a migrator that never gave up on an HTTP server at the database's
+# address was the reason for them).
+# The migrations themselves, once the database answers; migrate.wait_timeout comes on top.
+MIGRATE_SECONDS = 900
+# psql `select 1` or the version probe: each connection attempt gives up after 10 s.
+CHECK_SECONDS = 60
+# pg_dump or pg_restore of a whole forum.
+TRANSFER_SECONDS = 3600
+
+CHECK_FIX = "check that DATABASE_URL's host and port are those of PostgreSQL, and that it answers"
+MIGRATE_FIX = (
+    "its last lines above say where it stopped; check that DATABASE_URL's host and port are those of PostgreSQL "
+    "(`inv doctor`), or give slow migrations longer with --timeout"
+)
+TRANSFER_FIX = "nothing was changed or written; check the database's load and the network, then run it again"
+
+
+def one_off(docker: str, job: str, what: str, deadline: float, fix: str, *, remove_after: bool = True):
+    """A OneOff with a fresh container name `atbb-<job>-<8 hex>` (unique: several tasks may share an engine).
+    From here on SIGTERM and SIGHUP unwind the task like Ctrl-C, so the `finally` that removes a container
+    created between commands runs when the task is stopped."""
+    from atbb_kit import backup
+    from atbb_kit.runner import OneOff, interrupt_on_termination
+
+    interrupt_on_termination()
+    name = oneoff_name(job)
+    return OneOff(name, what, deadline, backup.remove(docker, name), remove_after, fix)
+
+
+def oneoff_name(job: str) -> str:
+    import secrets as _secrets
+
+    return f"atbb-{job}-{_secrets.token_hex(4)}"
+
+
+def migrate_deadline(cfg, timeout: int | None) -> int:
+    """--timeout, or the wait for the database plus MIGRATE_SECONDS for the migrations."""
+    return timeout or cfg.migrate.wait_timeout + MIGRATE_SECONDS
+
+
+def migrator_env(values: Mapping[str, str]) -> dict[str, str]:
+    """The env file's variables for the migrator: not DB_WAIT_TIMEOUT (atbb.yaml's migrate.wait_timeout
+    decides it), nor what only the Compose example's PostgreSQL reads."""
+    from atbb_kit.runner import Secret
+
+    dropped = {"DB_WAIT_TIMEOUT", *POSTGRES_VARIABLES}
+    return {name: Secret(value) for name, value in values.items() if name not in dropped}
+
+
+def compose_migrate(k, stack, deadline: int) -> None:
+    """`compose run --rm migrate` as a named, labelled one-off under `deadline` (Compose's own --rm does not
+    remove the container when its client is stopped, v1 least of all)."""
+    from atbb_kit import backup, engine
+
+    docker = "docker" if k.run.dry_run else engine.cli_path()
+    job = one_off(docker, "migrate", "the migrator", deadline, MIGRATE_FIX)
+    cmd = stack.cmd(
+        "run",
+        "--rm",
+        "-T",
+        ("--name", job.name, "--label", backup.ONEOFF_LABEL),
+        ("-e", f"DB_WAIT_TIMEOUT={k.cfg.migrate.wait_timeout}"),
+        "migrate",
+    )
+    k.run.run(cmd, oneoff=job)
+
+
+def health_answer(url: str) -> tuple[int, str]:
+    """(status, first 200 characters of the body) of one GET; (0, reason) when nothing answered."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (http://127.0.0.1 only)
+            return resp.status, resp.read(200).decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(200).decode("utf-8", "replace")
+    except (OSError, ValueError) as exc:
+        return 0, str(getattr(exc, "reason", exc))
+
+
+def confirm_healthy(k, port: int) -> None:
+    """Docker's health state is the image's HEALTHCHECK, and "running" when an image has none: before saying
+    the forum is up, ask its health path ourselves, through the published port, as a visitor would."""
+    from atbb_kit.errors import KitError
+
+    path, wanted = k.cfg.health.path, k.cfg.health.status
+    status, body = health_answer(f"http://127.0.0.1:{port}{path}")
+    fix = "the answer says why (migrations pending: run `inv migrate`); `inv logs -s atbb` shows more"
+    if not status:
+        raise KitError(f"{path} does not answer on port {port} ({body}), so the forum is not up", fix)
+    if status != wanted:
+        raise KitError(
+            f"{path} answers HTTP {status}, not {wanted}, so the forum is not up: {' '.join(body.split())}", fix
+        )

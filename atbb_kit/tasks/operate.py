@@ -28,13 +28,22 @@ def secret(c):
 # --- migrate ------------------------------------------------------------------------------------------
 
 
-@kit_task(help={"env_file": ENV_HELP, "image": IMAGE_HELP, "dry_run": DRY_RUN_HELP})
-def migrate(c, env_file=".env", image=None, dry_run=False):
+@kit_task(
+    help={
+        "env_file": ENV_HELP,
+        "image": IMAGE_HELP,
+        "timeout": "Seconds the migration may take in all; then its container is stopped and removed "
+        "(default: migrate.wait_timeout + 900).",
+        "dry_run": DRY_RUN_HELP,
+    }
+)
+def migrate(c, env_file=".env", image=None, timeout=None, dry_run=False):
     """Run database migrations in a one-off container of the image (safe to repeat, even concurrently)."""
-    from atbb_kit import engine
+    from atbb_kit import backup, engine
     from atbb_kit.errors import CommandFailed
-    from atbb_kit.runner import Command, Secret, argv
+    from atbb_kit.runner import Command, argv
 
+    timeout = None if timeout is None else flags.whole_number("timeout", timeout, 960, 1, 86400)
     flags.path("env-file", env_file)
     flags.image_ref("image", image)
     k = kit(c, dry_run=dry_run)
@@ -54,12 +63,14 @@ def migrate(c, env_file=".env", image=None, dry_run=False):
         ops.say(f"==> the Compose stack is up: running on its network {network}")
     # DB_WAIT_TIMEOUT comes from atbb.yaml (migrate.wait_timeout), not from the env file: the migrator
     # waits that long for the database, printing one progress line per attempt.
-    values = {name: Secret(value) for name, value in report.values.items() if name != "DB_WAIT_TIMEOUT"}
+    values = ops.migrator_env(report.values)
+    job = ops.one_off(docker, "migrate", "the migrator", ops.migrate_deadline(k.cfg, timeout), ops.MIGRATE_FIX)
     cmd = Command(
         argv(
             docker,
             "run",
             "--rm",
+            backup.oneoff_flags(job.name),
             ("--network", network) if network else None,
             *[("--env", name) for name in values],
             ("--env", f"DB_WAIT_TIMEOUT={wait}"),
@@ -68,9 +79,9 @@ def migrate(c, env_file=".env", image=None, dry_run=False):
         ),
         env=values,
     )
-    ops.say(f"==> migrating {target.where} (waiting up to {wait}s for the database)")
+    ops.say(f"==> migrating {target.where} (waiting up to {wait}s for the database, {job.deadline:g}s in all)")
     try:
-        k.run.run(cmd)
+        k.run.run(cmd, oneoff=job)
     except CommandFailed as exc:
         raise CommandFailed(
             f"migrations failed: the migrator exited with code {exc.exit_code}",
@@ -117,7 +128,7 @@ def compose_up(c, env_file=".env", image=None, pull=False, build=False, demo=Fal
         raise EnvFileError("\n".join(problems), f"edit {path}: the POSTGRES_* values must match DATABASE_URL")
     ref = image or ops.default_image(k.cfg)
     project, port = k.cfg.compose.project, k.cfg.compose.host_port
-    with ops.stack(k, path, ref) as stack:
+    with ops.stack(k, path, ref, values=report.values) as stack:
         if not k.run.dry_run:
             engine.client()
             # Before anything starts: Compose would otherwise create PostgreSQL, migrate, and only then
@@ -132,7 +143,7 @@ def compose_up(c, env_file=".env", image=None, pull=False, build=False, demo=Fal
             ops.wait_healthy(k, stack, "postgres", timeout)
         ops.say("==> running migrations")
         try:
-            k.run.run(stack.run_once("migrate", env={"DB_WAIT_TIMEOUT": str(k.cfg.migrate.wait_timeout)}))
+            ops.compose_migrate(k, stack, ops.migrate_deadline(k.cfg, None))
         except CommandFailed as exc:
             raise CommandFailed(
                 f"migrations failed: the migrator exited with code {exc.exit_code}; atbb was not started",
@@ -144,6 +155,7 @@ def compose_up(c, env_file=".env", image=None, pull=False, build=False, demo=Fal
         if k.run.dry_run:
             return
         ops.wait_healthy(k, stack, "atbb", timeout)
+        ops.confirm_healthy(k, port)
     print(f"atBB is up: http://localhost:{port}/")
 
 
@@ -265,7 +277,6 @@ def doctor(c, env_file=".env", image=None):
 def backup(c, env_file=".env", output="backups", dry_run=False):
     """Dump the forum database (pg_dump -Fc) to OUTPUT/atbb-YYYYmmdd-HHMMSS.dump (UTC, mode 600)."""
     import os
-    import secrets as _secrets
     import shutil
     import tempfile
     from datetime import UTC, datetime
@@ -281,9 +292,10 @@ def backup(c, env_file=".env", output="backups", dry_run=False):
     docker, image, target, env, network = ops.db_access(k, report)
     name = db.backup_name(datetime.now(UTC))
     final = out_dir / name
-    container = f"atbb-backup-{_secrets.token_hex(4)}"
+    job = ops.one_off(docker, "backup", "pg_dump", ops.TRANSFER_SECONDS, ops.TRANSFER_FIX, remove_after=False)
+    container = job.name
     if k.run.dry_run:
-        k.run.run(db.probe(docker, image, env, network))
+        k.run.run(db.probe(docker, image, env, network, name=ops.oneoff_name("probe")))
         k.run.run(db.create(docker, container, image, db.dump_args(), env, network))
         k.run.run(db.start_attached(docker, container))
         k.run.run(db.copy(docker, f"{container}:{db.CONTAINER_DUMP}", str(final)))
@@ -297,7 +309,7 @@ def backup(c, env_file=".env", output="backups", dry_run=False):
     scratch = Path(tempfile.mkdtemp(prefix=".partial-", dir=out_dir))
     try:
         k.run.run(db.create(docker, container, image, db.dump_args(), env, network), capture=True)
-        result = k.run.run(db.start_attached(docker, container), check=False, capture=True)
+        result = k.run.run(db.start_attached(docker, container), check=False, capture=True, oneoff=job)
         if not result.ok:
             raise ops.tool_failure(
                 "pg_dump", result, target, "nothing was written; check the database and DATABASE_URL"
@@ -331,8 +343,6 @@ def backup(c, env_file=".env", output="backups", dry_run=False):
 )
 def restore(c, file, env_file=".env", force=False, dry_run=False):
     """Restore a dump from `inv backup` into the forum database (all or nothing; --force to replace data)."""
-    import secrets as _secrets
-
     from atbb_kit import backup as db
     from atbb_kit.errors import KitError
 
@@ -346,7 +356,8 @@ def restore(c, file, env_file=".env", force=False, dry_run=False):
     flags.path("env-file", env_file)
     _, report = ops.checked_env(k, env_file)
     docker, image, target, env, network = ops.db_access(k, report)
-    container = f"atbb-restore-{_secrets.token_hex(4)}"
+    job = ops.one_off(docker, "restore", "pg_restore", ops.TRANSFER_SECONDS, ops.TRANSFER_FIX, remove_after=False)
+    container = job.name
     if not k.run.dry_run:
         found = ops.probe(k, docker, image, target, env, network)
         if found.public_tables and not force:
@@ -361,7 +372,7 @@ def restore(c, file, env_file=".env", force=False, dry_run=False):
     try:
         k.run.run(db.create(docker, container, image, db.restore_args(target.dbname), env, network), capture=True)
         k.run.run(db.copy(docker, str(dump), f"{container}:{db.CONTAINER_DUMP}"), capture=True)
-        result = k.run.run(db.start_attached(docker, container), check=False, capture=True)
+        result = k.run.run(db.start_attached(docker, container), check=False, capture=True, oneoff=job)
         if not result.ok:
             raise ops.tool_failure(
                 "pg_restore", result, target, "the restore ran in one transaction, so the database is unchanged"

@@ -77,11 +77,12 @@ def _env():
 
 
 def test_one_off_names_variables_and_never_holds_values():
-    cmd = backup.connection_check("docker", "postgres:16-alpine", _env(), "atbb_default")
+    cmd = backup.connection_check("docker", "postgres:16-alpine", _env(), "atbb_default", name="atbb-doctor-1")
     assert cmd.argv == (
         "docker",
         "run",
         "--rm",
+        *("--name", "atbb-doctor-1", "--label", "dev.atbb.kit=one-off", "--no-healthcheck"),
         "--network",
         "atbb_default",
         *("--env", "PGHOST", "--env", "PGPORT", "--env", "PGUSER", "--env", "PGDATABASE"),
@@ -98,15 +99,18 @@ def test_one_off_names_variables_and_never_holds_values():
 COMMANDS = [
     (
         "probe-default-network",
-        lambda: backup.probe("docker", "pg:16", {"PGHOST": "db"}, None),
-        ("docker", "run", "--rm", "--env", "PGHOST", "pg:16", "sh", "-c", backup.PROBE_SCRIPT),
+        lambda: backup.probe("docker", "pg:16", {"PGHOST": "db"}, None, name="atbb-probe-1"),
+        (
+            *("docker", "run", "--rm", "--name", "atbb-probe-1", "--label", "dev.atbb.kit=one-off"),
+            *("--no-healthcheck", "--env", "PGHOST", "pg:16", "sh", "-c", backup.PROBE_SCRIPT),
+        ),
     ),
     (
         "create-dump",
         lambda: backup.create("docker", "atbb-backup-1", "pg:16", backup.dump_args(), {"PGHOST": "db"}, "net"),
         (
             *("docker", "create", "--name", "atbb-backup-1", "--label", "dev.atbb.kit=one-off"),
-            *("--network", "net", "--env", "PGHOST", "pg:16"),
+            *("--no-healthcheck", "--network", "net", "--env", "PGHOST", "pg:16"),
             *("pg_dump", "--format=custom", "--file", backup.CONTAINER_DUMP),
         ),
     ),
@@ -114,7 +118,7 @@ COMMANDS = [
         "restore-args",
         lambda: backup.create("docker", "r", "pg:16", backup.restore_args("atbb"), {}, None),
         (
-            *("docker", "create", "--name", "r", "--label", "dev.atbb.kit=one-off", "pg:16"),
+            *("docker", "create", "--name", "r", "--label", "dev.atbb.kit=one-off", "--no-healthcheck", "pg:16"),
             *("pg_restore", "--clean", "--if-exists", "--no-owner", "--no-acl", "--single-transaction"),
             *("--dbname", "atbb", backup.CONTAINER_DUMP),
         ),
