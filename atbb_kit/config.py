@@ -545,7 +545,14 @@ def find_config(start: Path | None = None, environ: Mapping[str, str] | None = N
     environ = os.environ if environ is None else environ
     if environ.get("ATBB_CONFIG"):
         path = Path(environ["ATBB_CONFIG"])
-        if not path.is_file():
+        try:
+            is_file = path.is_file()
+        except OSError as exc:  # a name longer than the file system allows, or similar
+            shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
+            raise ConfigError(
+                f"ATBB_CONFIG points at {shown}, which cannot be read ({exc.strerror})", "fix the path or unset it"
+            ) from None
+        if not is_file:
             raise ConfigError(f"ATBB_CONFIG points at {path}, which is not a file", "fix the path or unset it")
         return path
     here = (start or Path.cwd()).resolve()

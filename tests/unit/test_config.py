@@ -482,3 +482,10 @@ def test_compose_and_credential_variables_are_not_config_keys(tmp_path):
     }
     cfg = load_config(write(tmp_path, BASE), environ=env)
     assert cfg.compose.host_port == 8080
+
+
+def test_an_unreadable_atbb_config_path_is_a_one_line_error():
+    proc = run_inv("config", "--check", env={"ATBB_CONFIG": "/tmp/" + "x" * 5000})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ATBB_CONFIG points at /tmp/xxx") and "cannot be read" in proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
