@@ -27,6 +27,7 @@ from types import SimpleNamespace as NS
 import pytest
 
 from atbb_kit import nginx_conf
+from atbb_kit.config import Config
 from tests.conftest import NOBODY, ROOT, unprivileged_stdio
 
 pytestmark = pytest.mark.integration
@@ -112,13 +113,21 @@ def _launch_nginx(cfg, workdir: Path) -> NS:
     return NS(port=listen, proc=proc, log=log_path, err=err_path, runtime=runtime)
 
 
-def _cfg(appview_port: int, web_port: int, **extra_services) -> NS:
-    routes = [NS(path="/api/", service="appview"), NS(path="/", service="web")]
-    services = {"appview": NS(port=appview_port), "web": NS(port=web_port, static_path="/static/")}
+def _cfg(appview_port: int, web_port: int, **extra_services):
+    """A real, validated Config: the renderer and the routing rules see what atbb.yaml would give them."""
+    routes = [
+        {"path": "/api/", "service": "appview"},
+        {"path": "/static/", "service": "web", "cache": "immutable"},
+        {"path": "/", "service": "web"},
+    ]
+    services = {
+        "appview": {"command": ["node", "a.js"], "port": appview_port},
+        "web": {"command": ["node", "w.js"], "port": web_port},
+    }
     for name, port in extra_services.items():
-        routes.append(NS(path=f"/{name}/", service=name))
-        services[name] = NS(port=port)
-    return NS(routes=routes, services=services, health=NS(path="/api/health"))
+        routes.append({"path": f"/{name}/", "service": name})
+        services[name] = {"command": ["node", f"{name}.js"], "port": port}
+    return Config.model_validate({"services": services, "routes": routes, "health": {"path": "/api/health"}})
 
 
 @pytest.fixture(scope="module")
