@@ -17,12 +17,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from docker.errors import NotFound
 
 from tests.conftest import INV, ROOT, run_inv
-from tests.e2e.stack import TEST_LABEL
+from tests.e2e.stack import TEST_LABEL, http_get
 
 PREFIX = "atbb-h14rt"
 ONEOFF = "dev.atbb.kit=one-off"
@@ -281,3 +282,110 @@ def _iso(monotonic_start: float) -> str:
     """The wall-clock time of a monotonic instant, as Docker writes Created (RFC 3339, UTC)."""
     wall = time.time() - (time.monotonic() - monotonic_start)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall - 1))
+
+
+# --- the Compose example: least privilege, the migrate one-off, health on a schema that falls behind ------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env_of(container) -> dict[str, str]:
+    container.reload()
+    return dict(item.partition("=")[::2] for item in container.attrs["Config"]["Env"])
+
+
+@pytest.fixture(scope="module")
+def compose_stack(docker_client, test_images, image, tmp_path_factory):
+    """A Compose project of its own (name and host port unique on this shared engine), started by
+    `inv compose-up`; removed with its volume and network afterwards, by its project label only."""
+    project = f"atbbh14{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    password, session = uuid.uuid4().hex, uuid.uuid4().hex * 2
+    folder = tmp_path_factory.mktemp("h14compose")
+    path = folder / "forum.env"
+    path.write_text(
+        f"DATABASE_URL=postgres://atbb:{password}@postgres:5432/atbb\n"
+        "FORUM_DID=did:plc:e2etestforumaaaaaaaaaaaa\nPDS_URL=https://pds.example.test\n"
+        f"OAUTH_PUBLIC_URL=http://localhost:{port}\nSESSION_SECRET={session}\n"
+        f"POSTGRES_USER=atbb\nPOSTGRES_PASSWORD={password}\nPOSTGRES_DB=atbb\n"
+    )
+    path.chmod(0o600)
+    env = {**test_images, "ATBB_COMPOSE_PROJECT": project, "ATBB_COMPOSE_HOST_PORT": str(port)}
+    up = run_inv("compose-up", "--env-file", str(path), "--image", image, env=env, timeout=900)
+    try:
+        yield SimpleNamespace(
+            project=project, port=port, password=password, session=session, up=up, env=env, env_file=path, image=image
+        )
+    finally:
+        run_inv("compose-down", "--volumes", "--env-file", str(path), env=env, timeout=300)
+        selector = {"label": f"com.docker.compose.project={project}"}
+        for container in docker_client.containers.list(all=True, filters=selector):
+            container.remove(force=True)
+        for volume in docker_client.volumes.list(filters=selector):
+            volume.remove(force=True)
+        for network in docker_client.networks.list(filters=selector):
+            network.remove()
+
+
+def _service(docker_client, project: str, service: str):
+    labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]
+    (container,) = docker_client.containers.list(filters={"label": labels})
+    return container
+
+
+def test_compose_up_migrates_in_a_one_off_that_leaves_nothing(docker_client, compose_stack):
+    out = compose_stack.up.stdout + compose_stack.up.stderr
+    assert compose_stack.up.returncode == 0, out[-4000:]
+    assert f"atBB is up: http://localhost:{compose_stack.port}/" in out
+    assert compose_stack.password not in out and compose_stack.session not in out
+    names = re.findall(r"--name (atbb-migrate-[0-9a-f]{8}) --label dev\.atbb\.kit=one-off", out)
+    assert len(names) == 1, out[-4000:]
+    assert_gone(docker_client, names)
+    labels = [f"com.docker.compose.project={compose_stack.project}", "com.docker.compose.oneoff=True"]
+    assert not docker_client.containers.list(all=True, filters={"label": labels})
+
+
+def test_each_container_holds_only_its_own_secrets(docker_client, compose_stack):
+    pg = _env_of(_service(docker_client, compose_stack.project, "postgres"))
+    assert pg["POSTGRES_PASSWORD"] == compose_stack.password
+    assert "SESSION_SECRET" not in pg and "DATABASE_URL" not in pg
+    app = _env_of(_service(docker_client, compose_stack.project, "atbb"))
+    assert app["POSTGRES_PASSWORD"] == ""
+    assert app["SESSION_SECRET"] == compose_stack.session
+    assert compose_stack.password in app["DATABASE_URL"]
+
+
+def test_health_turns_503_when_the_schema_falls_behind_and_pages_ask_to_retry(docker_client, compose_stack):
+    """Issue 14: a reachable but unmigrated database answered 200 `database: up` while every page failed."""
+    base = f"http://127.0.0.1:{compose_stack.port}"
+    assert http_get(f"{base}/api/health").status == 200
+    pg = _service(docker_client, compose_stack.project, "postgres")
+
+    def psql(sql: str) -> None:
+        code, output = pg.exec_run(["psql", "-U", "atbb", "-d", "atbb", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        assert code == 0, output.decode()
+
+    # As if a newer image's migration had not run yet: its record is missing.
+    psql("delete from schema_migrations where name = '0002_seed.sql'")
+    health = http_get(f"{base}/api/health")
+    assert health.status == 503, health.text
+    assert health.json()["migrations"] == "pending"
+    assert health.json()["reason"].startswith("1 of 2 migrations are not applied")
+    # No schema at all: the pages answer 503 with Retry-After (they answered 502 before), not a 500.
+    psql("drop table categories, posts, forums, schema_migrations cascade")
+    page = http_get(f"{base}/")
+    assert page.status == 503, page.text[:500]
+    assert page.headers.get("retry-after") == "30"
+    assert http_get(f"{base}/api/forum").status == 503
+    # `inv migrate` joins the stack's network and puts it right; health recovers without a restart.
+    proc = run_inv(
+        "migrate", "--env-file", str(compose_stack.env_file), "--image", compose_stack.image,
+        env=compose_stack.env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert http_get(f"{base}/api/health").status == 200
+    assert http_get(f"{base}/").status == 200
