@@ -109,6 +109,7 @@ def test_inv_lint_passes_on_the_repository(actionlint_installed):
 def test_inv_lint_keeps_going_and_reports_every_failure(kit_copy):
     # A kit folder with a broken shell script, no Dockerfile and no nginx.conf: three failures, all
     # reported, each for its own reason, and the exit code says so only after all of them ran.
+    (kit_copy / "nginx" / "nginx.conf").unlink()  # kit_copy carries the rendered conf; this case has none
     scripts = kit_copy / "scripts"
     scripts.mkdir()
     (scripts / "bad.sh").write_text('#!/bin/sh\nrm -rf $1/\necho "$undefined_thing"\n')
