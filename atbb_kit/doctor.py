@@ -505,6 +505,32 @@ def check_postgres_image(p: Probe) -> Finding:
     return image_finding(name, ref, engine.image_size(ref), f"Compose pulls it on the first start ({pull})")
 
 
+def chromium_finding(path: str | None, client: bool) -> Finding:
+    """Only `inv smoke --browser` needs Chromium and its client library: missing is a warning, never a failure."""
+    from atbb_kit.browser_check import CHROMIUM_NAMES, INSTALL_CHROMIUM, INSTALL_PLAYWRIGHT
+
+    name = "Chromium"
+    if path is None:
+        return warn(
+            name,
+            f"not installed (none of {', '.join(CHROMIUM_NAMES)} on PATH): `inv smoke --browser` cannot run",
+            f"{INSTALL_CHROMIUM} (only inv smoke --browser needs it)",
+        )
+    if not client:
+        return warn(
+            name,
+            f"{path}, but the Python package playwright that drives it is missing: `inv smoke --browser` cannot run",
+            INSTALL_PLAYWRIGHT,
+        )
+    return ok(name, f"{path}, for inv smoke --browser")
+
+
+def check_chromium(p: Probe) -> Finding:
+    from atbb_kit import browser_check
+
+    return chromium_finding(browser_check.find_chromium(), browser_check.playwright_installed())
+
+
 @dataclass(frozen=True)
 class Check:
     key: str
@@ -524,6 +550,7 @@ CHECKS: tuple[Check, ...] = (
     Check("port", "host port", check_port),
     Check("image", "atbb image", check_image),
     Check("postgres-image", "postgres image", check_postgres_image),
+    Check("chromium", "Chromium", check_chromium),
 )
 
 

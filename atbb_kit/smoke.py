@@ -6,6 +6,9 @@ verdicts on HTTP answers are pure functions (`judge_*`), so all of it is unit-te
 runs and the app, every object named `atbb-smoke-<run id>-*` and labelled `atbb.smoke=<run id>`.
 Cleanup sweeps by that label, so it also finds an object whose creation was cut short, and it runs on
 success, failure, Ctrl-C and SIGTERM alike (unless --keep).
+
+With --browser, lines that open smoke.browser.pages in headless Chromium (atbb_kit/browser_check.py) come
+after the HEALTHCHECK line and before `docker stop`, which ends the app they load.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atbb_kit import image_spec
@@ -67,10 +71,12 @@ def health_title(cfg: Config) -> str:
     return f"{h.path} answers {h.status}{body} from {cfg.health_service()}"
 
 
-def checklist(cfg: Config) -> tuple[Check, ...]:
+def checklist(cfg: Config, browser: bool = False) -> tuple[Check, ...]:
     """The ten lines, in the order they run. Titles are what users see and what failures are named by;
-    every expectation comes from atbb.yaml (health, routes), none from one app's response shapes."""
-    return (
+    every expectation comes from atbb.yaml (health, routes), none from one app's response shapes.
+
+    With `browser`, Chromium's lines go between the HEALTHCHECK and the stop (which ends the app)."""
+    lines = (
         Check("size", f"image size within the {cfg.image.size_budget_mb} MB budget"),
         Check("postgres", "PostgreSQL is ready"),
         Check("migrate", "migration runs (exit 0)", ("postgres",)),
@@ -86,6 +92,18 @@ def checklist(cfg: Config) -> tuple[Check, ...]:
         Check("healthy", "HEALTHCHECK turns healthy", ("health",)),
         Check("stop", f"docker stop exits 0 within {STOP_GRACE} s", ("start",)),
     )
+    if not browser:
+        return lines
+    return (*lines[:-1], *browser_checks(cfg), lines[-1])
+
+
+def browser_checks(cfg: Config) -> tuple[Check, ...]:
+    """`--browser`: Chromium starts once every curl-level line passed, then a line per configured page."""
+    pages = tuple(
+        Check(f"browser-{i}", f"{page} loads in Chromium without errors", ("chromium",))
+        for i, page in enumerate(cfg.smoke.browser.pages, 1)
+    )
+    return (Check("chromium", "headless Chromium starts", ("page", "routes", "healthy")), *pages)
 
 
 @dataclass(frozen=True)
@@ -504,6 +522,9 @@ class SmokeRun:
     guard: Guard = field(default_factory=Guard)
     say: Callable[[str], None] = lambda _: None
     run_id: str = field(default_factory=lambda: secrets.token_hex(4))
+    # --browser: the Chromium executable to launch, and the folder its screenshots go to.
+    chromium: str = ""
+    screenshots: Path | None = None
 
     network: Any = None
     postgres: Any = None
@@ -511,6 +532,7 @@ class SmokeRun:
     db_url: str = ""
     url: str = ""
     exits_reported: set[str] = field(default_factory=set)
+    browser: Any = None
 
     @property
     def prefix(self) -> str:
@@ -525,7 +547,12 @@ class SmokeRun:
         return {"label": f"{LABEL}={self.run_id}"}
 
     def actions(self) -> dict[str, Callable[[], str | None]]:
-        return {
+        browser: dict[str, Callable[[], str | None]] = {}
+        if self.chromium:
+            browser["chromium"] = self.check_chromium
+            for i, page in enumerate(self.cfg.smoke.browser.pages, 1):
+                browser[f"browser-{i}"] = lambda i=i, page=page: self.check_browser_page(i, page)
+        return browser | {
             "size": self.check_size,
             "postgres": self.check_postgres,
             "migrate": lambda: self.check_migrate(1),
@@ -804,6 +831,45 @@ class SmokeRun:
             raise CheckFailed(problem.summary, self._logs(self.app))
         return f"exit 0 after {seconds:.1f} s"
 
+    # --- --browser --------------------------------------------------------------------------------------
+
+    def check_chromium(self) -> str:
+        from atbb_kit import browser_check
+
+        self.browser = browser_check.Browser(self.chromium, timeout=self.timeout)
+        try:
+            version = self.browser.start()
+        except browser_check.BrowserFailed as exc:
+            raise CheckFailed(exc.summary, exc.reason) from None
+        if self.screenshots is not None:
+            self.screenshots.mkdir(parents=True, exist_ok=True)
+        return f"Chromium {version} ({self.chromium})"
+
+    def check_browser_page(self, index: int, page: str) -> str:
+        """Load `page` through nginx; fail on what judge() finds, naming each URL or error."""
+        from atbb_kit import browser_check
+
+        # The app must still be up: a page that fails because the container died would blame the page.
+        self._require_running(self.app, "the app container")
+        name = browser_check.screenshot_name(index, page)
+        shot = self.screenshots / name if self.screenshots is not None else None
+        try:
+            load = self.browser.load(self.url, page, shot)
+        except browser_check.BrowserFailed as exc:
+            raise CheckFailed(exc.summary, exc.reason) from None
+        verdict = browser_check.judge(load)
+        detail = browser_check.summary(load, verdict, name if shot is not None else "")
+        if verdict.problems:
+            more = len(verdict.problems) - 1
+            head = verdict.problems[0] + (f" (and {more} more)" if more else "")
+            raise CheckFailed(head[: EXCERPT * 2], "\n".join([*verdict.problems, detail]))
+        return detail
+
+    def close_browser(self) -> None:
+        if self.browser is not None:
+            self.browser.close()
+            self.browser = None
+
     # --- cleanup ----------------------------------------------------------------------------------------
 
     def _containers(self) -> list:
@@ -840,21 +906,40 @@ def smoke(
     keep: bool = False,
     timeout: float = 120.0,
     printer: Printer | None = None,
+    chromium: str = "",
+    output: Path | None = None,
 ) -> list[Outcome]:
-    """Run the checklist against `image`, clean up, print the table; raise a KitError on any failure."""
+    """Run the checklist against `image`, clean up, print the table; raise a KitError on any failure.
+
+    `chromium` (an executable, from browser_check.preflight) adds the --browser lines; their screenshots
+    go to `output`, by default build/smoke/<run id>/."""
     from docker.errors import DockerException
     from requests.exceptions import RequestException
 
     printer = printer or Printer()
     guard = Guard(printer.say)
     run = SmokeRun(
-        client, cfg, image, cfg.compose.postgres_image, timeout=timeout, keep=keep, guard=guard, say=printer.say
+        client,
+        cfg,
+        image,
+        cfg.compose.postgres_image,
+        timeout=timeout,
+        keep=keep,
+        guard=guard,
+        say=printer.say,
+        chromium=chromium,
     )
-    checks = checklist(cfg)
+    if chromium:
+        run.screenshots = output if output is not None else Path("build") / "smoke" / run.run_id
+    checks = checklist(cfg, browser=bool(chromium))
     printer.say(
         f"==> smoke run {run.run_id}: {image} with {run.postgres_image}; "
         f"everything it starts is named {run.prefix}-* and labelled {LABEL}={run.run_id}"
     )
+    if run.screenshots is not None:
+        printer.say(
+            f"==> --browser: {len(cfg.smoke.browser.pages)} page(s) in {chromium}; screenshots go to {run.screenshots}/"
+        )
     started = time.monotonic()
     outcomes: list[Outcome] = []
     interrupted: int | None = None
@@ -871,6 +956,7 @@ def smoke(
             interrupted = exc.signum
         finally:
             guard.cleaning = True
+            run.close_browser()
             if keep:
                 kept = run.leftovers()
                 printer.say(f"==> --keep: left {len(kept)} object(s): {', '.join(kept) or 'none'}")
@@ -893,6 +979,8 @@ def smoke(
             interrupted,
         )
     print_table(outcomes, image, run.run_id, seconds)
+    if run.screenshots is not None and any(run.screenshots.glob("*.png")):
+        printer.say(f"==> screenshots: {run.screenshots}/")
     failure = verdict(outcomes)
     if failure:
         raise failure
