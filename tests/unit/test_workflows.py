@@ -31,6 +31,8 @@ SETUP_COMMANDS = (
     "python -m pip install -e '.[test]'",
     "pnpm install --frozen-lockfile",
     "sh scripts/install-lint-tools.sh",
+    # `inv smoke --browser` needs Chromium; GitHub's Ubuntu images carry it, elsewhere Debian's package.
+    "command -v chromium || (sudo apt-get update -q && sudo apt-get install -y -q chromium)",
 )
 # Tasks the workflows call that are planned but not built yet; each is reported as a skip until it lands.
 PENDING_TASKS: dict[str, str] = {}
@@ -45,6 +47,7 @@ CURRENT_MAJORS = {
     "pnpm/action-setup": "v6",
     "docker/setup-buildx-action": "v4",
     "crazy-max/ghaction-github-runtime": "v4",
+    "actions/upload-artifact": "v7",
 }
 # The one concurrency group every run that moves a floating tag (X.Y, X, latest) shares.
 FLOATING_GROUP = "publish-floating-tags"
@@ -250,11 +253,32 @@ def test_publish_checks_out_full_history(publish):
 def test_publish_builds_then_smoke_tests_then_pushes_only_what_never_moves(publish):
     steps = _steps(publish["jobs"]["publish"])
     order = [shlex.split(s["run"])[1:] for s in steps if "run" in s]
-    assert order == [["image", "--cache", "gha"], ["smoke"], ["push", "--only", "immutable"]]
+    assert order == [["image", "--cache", "gha"], ["smoke", "--browser"], ["push", "--only", "immutable"]]
     uses = [s.get("uses", "") for s in steps]
     buildx = next(i for i, u in enumerate(uses) if u.startswith("docker/setup-buildx-action@"))
     first_run = next(i for i, s in enumerate(steps) if "run" in s)
     assert buildx < first_run
+
+
+def test_publish_smoke_tests_in_chromium_and_keeps_the_screenshots(publish, setup_action):
+    """`inv smoke --browser` needs Chromium in the job, and its screenshots (build/smoke/<run id>/) are
+    uploaded whatever the smoke test said: after a failure they show what broke."""
+    steps = _steps(publish["jobs"]["publish"])
+    setup = next(s for s in steps if s.get("uses") == SETUP_REF)
+    assert setup["with"] == {"browser": "true"}
+    assert setup_action["inputs"]["browser"]["default"] == "false"  # the other jobs need no browser
+    chromium = [s for s in setup_action["runs"]["steps"] if s.get("if") == "inputs.browser == 'true'"]
+    assert [s["name"] for s in chromium] == ["Install Chromium"]
+    assert "apt-get install -y -q chromium" in chromium[0]["run"]
+    uploads = [i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert len(uploads) == 1
+    upload = steps[uploads[0]]
+    assert upload["with"]["path"] == "build/smoke/"
+    assert upload["if"] == "${{ !cancelled() }}"
+    # Last: an upload problem never holds back the push, and it still runs after a failed smoke step.
+    smoke_step = next(i for i, s in enumerate(steps) if s.get("run", "").startswith("inv smoke"))
+    assert smoke_step < uploads[0] == len(steps) - 1
+    assert "secrets." not in json.dumps(upload)
 
 
 def test_secrets_appear_only_in_the_two_push_steps(ci, publish):
