@@ -54,14 +54,34 @@ class Compose:
         )
 
 
+# What the Compose example's PostgreSQL reads; the file substitutes them into that service alone.
+POSTGRES_VARIABLES = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+
+
 def compose_env(image: str, host_port: int, env_file: Path, postgres_image: str) -> dict[str, str]:
-    """The variables docker-compose.example.yml reads, from atbb.yaml and the task's flags."""
+    """The variables docker-compose.example.yml reads, from atbb.yaml and the task's flags, and the env file's
+    POSTGRES_* values (Secrets: printed ***), wherever the env file lies: Compose itself would only look in
+    the `.env` next to the Compose file."""
     return {
         "ATBB_IMAGE": image,
         "ATBB_HOST_PORT": str(host_port),
         "ATBB_ENV_FILE": str(env_file.resolve()),
         "POSTGRES_IMAGE": postgres_image,
+        **postgres_values(env_file),
     }
+
+
+def postgres_values(env_file: Path) -> dict[str, str]:
+    """The env file's non-empty POSTGRES_* values; none when it cannot be read (`inv compose-down` and `inv
+    logs` work without a valid env file, and the tasks that need one have validated it already)."""
+    from atbb_kit.envfile import read
+    from atbb_kit.runner import Secret
+
+    try:
+        values = read(env_file) if env_file.is_file() else {}
+    except KitError:
+        return {}
+    return {name: Secret(values[name]) for name in POSTGRES_VARIABLES if values.get(name)}
 
 
 def services(file: Path) -> tuple[str, ...]:

@@ -19,8 +19,8 @@ Decisions (checked against docker-compose 1.29.2 and written to stay valid for `
   file does not exist (e.g. `inv compose-down` from a checkout without .env).
 - The Compose file gives PostgreSQL only POSTGRES_USER/PASSWORD/DB, by variable substitution, and the app
   its env file with POSTGRES_PASSWORD blanked. The kit hands those three values to Compose in its
-  environment (as Secrets: printed ***), so they come from the env file the task was given wherever it
-  lies. `inv migrate` passes neither them nor anything else of PostgreSQL's to the migrator.
+  environment (compose.compose_env; Secrets, printed ***), so they come from the env file the task was
+  given wherever it lies. `inv migrate` passes neither them nor anything else of PostgreSQL's to the migrator.
 - Every one-off container (the migrator, psql, pg_dump, pg_restore) runs under a deadline the kit enforces
   (runner.OneOff), with a name of its own to remove it by, the label dev.atbb.kit=one-off and no
   HEALTHCHECK. A deadline passed, Ctrl-C or SIGTERM: the container is removed and the task says so.
@@ -44,18 +44,12 @@ def default_image(cfg) -> str:
     return plan_for(cfg).refs[0]
 
 
-# What the Compose example's PostgreSQL container reads, and nothing else of the env file reaches it.
-POSTGRES_VARIABLES = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
-
-
 @contextmanager
-def stack(k, env_file: Path, image: str, *, need_env: bool = True, values: Mapping[str, str] | None = None):
-    """The Compose invocation for this kit. need_env=False: a missing env file gets an empty placeholder.
-    values: the env file's validated values, whose POSTGRES_* the Compose file substitutes."""
+def stack(k, env_file: Path, image: str, *, need_env: bool = True):
+    """The Compose invocation for this kit. need_env=False: a missing env file gets an empty placeholder."""
     import tempfile
 
     from atbb_kit import compose
-    from atbb_kit.runner import Secret
 
     file = k.cfg.root() / k.cfg.compose.file
     base = compose.detect(k.run) if not k.run.dry_run else ("docker", "compose")
@@ -64,7 +58,6 @@ def stack(k, env_file: Path, image: str, *, need_env: bool = True, values: Mappi
             env_file = Path(scratch) / "empty.env"
             env_file.write_text("")
         env = compose.compose_env(image, k.cfg.compose.host_port, env_file, k.cfg.compose.postgres_image)
-        env.update({name: Secret(values[name]) for name in POSTGRES_VARIABLES if name in (values or {})})
         yield compose.Compose(base, file, k.cfg.compose.project, env)
 
 
@@ -322,6 +315,7 @@ def migrate_deadline(cfg, timeout: int | None) -> int:
 def migrator_env(values: Mapping[str, str]) -> dict[str, str]:
     """The env file's variables for the migrator: not DB_WAIT_TIMEOUT (atbb.yaml's migrate.wait_timeout
     decides it), nor what only the Compose example's PostgreSQL reads."""
+    from atbb_kit.compose import POSTGRES_VARIABLES
     from atbb_kit.runner import Secret
 
     dropped = {"DB_WAIT_TIMEOUT", *POSTGRES_VARIABLES}

@@ -128,7 +128,7 @@ def compose_up(c, env_file=".env", image=None, pull=False, build=False, demo=Fal
         raise EnvFileError("\n".join(problems), f"edit {path}: the POSTGRES_* values must match DATABASE_URL")
     ref = image or ops.default_image(k.cfg)
     project, port = k.cfg.compose.project, k.cfg.compose.host_port
-    with ops.stack(k, path, ref, values=report.values) as stack:
+    with ops.stack(k, path, ref) as stack:
         if not k.run.dry_run:
             engine.client()
             # Before anything starts: Compose would otherwise create PostgreSQL, migrate, and only then

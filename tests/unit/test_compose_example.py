@@ -74,3 +74,21 @@ def test_compose_resolves_each_container_environment(tmp_path):
         assert env["POSTGRES_PASSWORD"] == "", name
         assert env["SESSION_SECRET"].startswith("session-secret"), name
     assert resolved["migrate"]["healthcheck"] == {"test": ["NONE"]}
+
+
+def test_the_kit_hands_compose_the_postgres_values_of_the_env_file_wherever_it_lies(tmp_path):
+    """Compose would only look for them in the `.env` next to the Compose file."""
+    from atbb_kit.compose import compose_env
+    from atbb_kit.runner import Command, Secret
+
+    env_file = tmp_path / "elsewhere.env"
+    env_file.write_text("DATABASE_URL=postgres://atbb:pg-secret-2@postgres:5432/atbb\nPOSTGRES_PASSWORD=pg-secret-2\n")
+    env = compose_env("atbb:t", 8080, env_file, "postgres:16-alpine")
+    assert env["POSTGRES_PASSWORD"] == "pg-secret-2" and isinstance(env["POSTGRES_PASSWORD"], Secret)
+    assert "POSTGRES_USER" not in env, "unset values are left to the file's defaults"
+    assert "DATABASE_URL" not in env, "nothing else of the env file"
+    assert "pg-secret-2" not in Command(("docker", "compose", "up"), env=env).display()
+    # Commands that work without an env file (compose-down, logs) still get their variables.
+    assert "POSTGRES_PASSWORD" not in compose_env("atbb:t", 8080, tmp_path / "absent.env", "pg")
+    (tmp_path / "binary.env").write_bytes(b"\xff\xfe")
+    assert "POSTGRES_PASSWORD" not in compose_env("atbb:t", 8080, tmp_path / "binary.env", "pg")

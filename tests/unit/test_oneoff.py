@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 from atbb_kit import operations as ops
+from atbb_kit.compose import POSTGRES_VARIABLES
 from atbb_kit.errors import KitError
 from atbb_kit.runner import Command, DeadlineExceeded, Interrupted, OneOff, Runner
 from tests.conftest import ROOT, run_inv
@@ -197,7 +198,7 @@ def test_inv_migrate_runs_a_named_labelled_one_off_without_healthcheck_or_postgr
     assert " --name atbb-migrate-" in line
     assert " --label dev.atbb.kit=one-off --no-healthcheck " in line
     assert "--env DATABASE_URL" in line and "--env SESSION_SECRET" in line
-    for name in ops.POSTGRES_VARIABLES:
+    for name in POSTGRES_VARIABLES:
         assert f"--env {name} " not in line and f"{name}=" not in line, line
     assert "c2f0e9d94d1a7b36a2e1" not in proc.stderr + proc.stdout
     # 60 s of waiting (atbb.yaml) plus the migrations' budget, unless --timeout says otherwise.
