@@ -36,12 +36,6 @@ class Compose:
     def up(self, *services: str) -> Command:
         return self.cmd("up", "-d", "--no-build", list(services), hint="see `inv logs` for what the services said")
 
-    def run_once(self, service: str, *args: str, env: Mapping[str, str] | None = None) -> Command:
-        # -T: no pseudo-terminal, so output streams line by line into logs and CI (and v1 does not
-        # fail for want of a TTY). `-e K=V` is for non-secret settings only: argv is printed.
-        flags = [("-e", f"{k}={v}") for k, v in (env or {}).items()]
-        return self.cmd("run", "--rm", "-T", *flags, service, list(args))
-
     def down(self, volumes: bool = False) -> Command:
         return self.cmd("down", "--remove-orphans", "--volumes" if volumes else None)
 

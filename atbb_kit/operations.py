@@ -329,6 +329,8 @@ def compose_migrate(k, stack, deadline: int) -> None:
 
     docker = "docker" if k.run.dry_run else engine.cli_path()
     job = one_off(docker, "migrate", "the migrator", deadline, MIGRATE_FIX)
+    # -T: no pseudo-terminal, so output streams line by line into logs and CI (and v1 does not fail for want
+    # of a TTY). `-e K=V` is for non-secret settings only: argv is printed.
     cmd = stack.cmd(
         "run",
         "--rm",
