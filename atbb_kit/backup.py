@@ -302,9 +302,10 @@ def version_problem(result: ProbeResult, image: str) -> KitError | None:
 _CONNECT_ERRORS: tuple[tuple[str, str, str], ...] = (
     (
         "could not translate host name",
-        "cannot resolve the database host {host!r}",
-        "check DATABASE_URL's host; with the Compose example it is `postgres` and the stack must be running "
-        "(inv compose-up)",
+        "cannot reach the database host {host!r}: its name does not resolve from the check's container",
+        "if the database runs on another Docker network, pass --network NAME (or set compose.network in "
+        "atbb.yaml); with the Compose example the host is `postgres` and the stack must be running "
+        "(inv compose-up); otherwise fix DATABASE_URL's host",
     ),
     (
         "connection refused",

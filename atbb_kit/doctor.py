@@ -300,6 +300,8 @@ class Probe:
     run: Runner
     env_path: Path
     image: str
+    # --network or compose.network: the database's Docker network, already checked to exist.
+    network_name: str | None = None
     _memo: dict[str, Any] = field(default_factory=dict)
 
     def _once(self, key: str, fetch: Callable[[], Any]) -> Any:
@@ -355,6 +357,8 @@ class Probe:
     def network(self) -> str | None:
         from atbb_kit import engine
 
+        if self.network_name:
+            return self.network_name
         return self._once("network", lambda: engine.compose_network(self.project) if self.engine_ok() else None)
 
 

@@ -246,6 +246,16 @@ def compose_network(project: str) -> str | None:
     return next(iter(networks), None)
 
 
+def network_exists(name: str) -> bool:
+    from docker.errors import NotFound
+
+    try:
+        client().networks.get(name)
+    except NotFound:
+        return False
+    return True
+
+
 def compose_health(project: str, service: str) -> str:
     """healthy / unhealthy / starting for a service with a healthcheck, else the container state."""
     found = _compose_containers(project, service)

@@ -34,6 +34,21 @@ def whole_number(flag: str, value: object, default: int, low: int, high: int) ->
     return int(text)
 
 
+NETWORK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def network(flag: str, value: str | None) -> str | None:
+    """`--flag NAME` as a Docker network name (or None when not given)."""
+    if value is None:
+        return None
+    if not NETWORK.fullmatch(str(value)):
+        raise ConfigError(
+            f"--{flag} {shown(str(value))}: not a Docker network name (letters, digits, _ . -)",
+            f"see the names with `docker network ls`, e.g. --{flag} my_db_net",
+        )
+    return str(value)
+
+
 def image_ref(flag: str, value: str | None) -> str | None:
     """`--flag REF` as a docker image reference (or None when not given)."""
     if value is None:

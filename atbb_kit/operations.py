@@ -79,12 +79,35 @@ def database(report):
     return parse_database_url(report.values.get("DATABASE_URL", ""))
 
 
-def db_network(k, target) -> str | None:
-    """The network one-off containers must join to reach `target`, or a KitError when it cannot be reached
-    because the stack it lives in is not running."""
+NETWORK_HELP = (
+    "Docker network the one-off container joins to reach the database (default: compose.network in atbb.yaml, "
+    "else the Compose stack's when DATABASE_URL names `postgres`)."
+)
+
+
+def explicit_network(k, flag: str | None) -> str | None:
+    """--network, else compose.network; checked to exist, so a typo is named instead of a DNS error."""
     from atbb_kit import engine
     from atbb_kit.errors import KitError
 
+    name = flag or k.cfg.compose.network or None
+    if name and not k.run.dry_run and not engine.network_exists(name):
+        source = "--network" if flag else "compose.network in atbb.yaml"
+        raise KitError(
+            f"Docker network {name!r} ({source}) does not exist",
+            "check the name with `docker network ls` (the database's container must be on it)",
+        )
+    return name
+
+
+def db_network(k, target, explicit: str | None = None) -> str | None:
+    """The network one-off containers must join to reach `target`: the one named by --network or
+    compose.network, else the Compose stack's; a KitError when the stack it lives in is not running."""
+    from atbb_kit import engine
+    from atbb_kit.errors import KitError
+
+    if explicit:
+        return explicit
     project = k.cfg.compose.project
     network = engine.compose_network(project)
     if network or not target.on_compose_host:
@@ -200,7 +223,7 @@ def ensure_image(c, k, ref: str, *, custom: bool, pull: bool, build: bool) -> No
         raise KitError(f"the build finished but {ref} is not in the local engine", "rerun `inv image`; read its output")
 
 
-def db_access(k, report):
+def db_access(k, report, network_flag: str | None = None):
     """(docker, image, target, env, network) for a one-off client container, after checking each piece."""
     from atbb_kit import backup, engine
 
@@ -208,9 +231,9 @@ def db_access(k, report):
     image = k.cfg.compose.postgres_image
     env = backup.pg_env(target, backup.TRANSFER_CONNECT_TIMEOUT)
     if k.run.dry_run:
-        return "docker", image, target, env, None
+        return "docker", image, target, env, network_flag or k.cfg.compose.network or None
     engine.client()
-    network = db_network(k, target)
+    network = db_network(k, target, explicit_network(k, network_flag))
     require_image(image, f"docker pull {image}, or set ATBB_COMPOSE_POSTGRES_IMAGE (compose.postgres_image)")
     return engine.cli_path(), image, target, env, network
 

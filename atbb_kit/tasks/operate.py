@@ -34,16 +34,18 @@ def secret(c):
         "image": IMAGE_HELP,
         "timeout": "Seconds the migration may take in all; then its container is stopped and removed "
         "(default: migrate.wait_timeout + 900).",
+        "network": ops.NETWORK_HELP,
         "dry_run": DRY_RUN_HELP,
     }
 )
-def migrate(c, env_file=".env", image=None, timeout=None, dry_run=False):
+def migrate(c, env_file=".env", image=None, timeout=None, network=None, dry_run=False):
     """Run database migrations in a one-off container of the image (safe to repeat, even concurrently)."""
-    from atbb_kit import backup, engine
+    from atbb_kit import backup, engine, image_spec
     from atbb_kit.errors import CommandFailed
     from atbb_kit.runner import Command, argv
 
     timeout = None if timeout is None else flags.whole_number("timeout", timeout, 960, 1, 86400)
+    flags.network("network", network)
     flags.path("env-file", env_file)
     flags.image_ref("image", image)
     k = kit(c, dry_run=dry_run)
@@ -51,16 +53,19 @@ def migrate(c, env_file=".env", image=None, timeout=None, dry_run=False):
     target = ops.database(report)
     ref = image or ops.default_image(k.cfg)
     wait = k.cfg.migrate.wait_timeout
-    network = None
+    joined = network or k.cfg.compose.network or None  # what a dry run shows
     docker = "docker"
     if not k.run.dry_run:
         engine.client()
         tag = shlex.join(["inv", "image", "--tag", ref])
         ops.require_image(ref, f"build it with `inv image` (`{tag}` for this name), or pull it")
-        network = ops.db_network(k, target)
+        explicit = ops.explicit_network(k, network)
+        joined = ops.db_network(k, target, explicit)
         docker = engine.cli_path()
-    if network:
-        ops.say(f"==> the Compose stack is up: running on its network {network}")
+        if joined and not explicit:
+            ops.say(f"==> the Compose stack is up: running on its network {joined}")
+    if joined:
+        ops.say(f"==> the migrator joins the Docker network {joined}")
     # DB_WAIT_TIMEOUT comes from atbb.yaml (migrate.wait_timeout), not from the env file: the migrator
     # waits that long for the database, printing one progress line per attempt.
     values = ops.migrator_env(report.values)
@@ -71,11 +76,11 @@ def migrate(c, env_file=".env", image=None, timeout=None, dry_run=False):
             "run",
             "--rm",
             backup.oneoff_flags(job.name),
-            ("--network", network) if network else None,
+            ("--network", joined) if joined else None,
             *[("--env", name) for name in values],
             ("--env", f"DB_WAIT_TIMEOUT={wait}"),
             ref,
-            list(k.cfg.migrate.command),
+            list(image_spec.MIGRATE_ARGS),
         ),
         env=values,
     )
@@ -85,8 +90,9 @@ def migrate(c, env_file=".env", image=None, timeout=None, dry_run=False):
     except CommandFailed as exc:
         raise CommandFailed(
             f"migrations failed: the migrator exited with code {exc.exit_code}",
-            "its reason is on the `migrate error:` line above; the deployment guide's troubleshooting "
-            "section explains each",
+            "its reason is on the `migrate error:` line above (a host that cannot be resolved or reached on "
+            "another Docker network needs --network NAME); the deployment guide's troubleshooting section "
+            "explains each",
             returncode=exc.exit_code,
         ) from None
 
@@ -246,17 +252,20 @@ def status(c, env_file=".env"):
 # --- doctor -------------------------------------------------------------------------------------------
 
 
-@kit_task(help={"env_file": ENV_HELP, "image": IMAGE_HELP})
-def doctor(c, env_file=".env", image=None):
+@kit_task(help={"env_file": ENV_HELP, "image": IMAGE_HELP, "network": ops.NETWORK_HELP})
+def doctor(c, env_file=".env", image=None, network=None):
     """Check the engine, Compose, disk, env file, database, port and images: ok / warn / fail with fixes."""
     from invoke import Exit
 
     from atbb_kit import doctor as checks
 
+    flags.network("network", network)
     flags.path("env-file", env_file)
     flags.image_ref("image", image)
     k = kit(c)
-    probe = checks.Probe(k.cfg, k.run, Path(env_file), image or ops.default_image(k.cfg))
+    probe = checks.Probe(
+        k.cfg, k.run, Path(env_file), image or ops.default_image(k.cfg), network_name=ops.explicit_network(k, network)
+    )
     findings = checks.run_checks(probe)
     checks.render(findings)
     code = checks.exit_code(findings)
@@ -271,10 +280,11 @@ def doctor(c, env_file=".env", image=None):
     help={
         "env_file": ENV_HELP,
         "output": "Folder for the dump (default backups/; created private, mode 700).",
+        "network": ops.NETWORK_HELP,
         "dry_run": DRY_RUN_HELP,
     }
 )
-def backup(c, env_file=".env", output="backups", dry_run=False):
+def backup(c, env_file=".env", output="backups", network=None, dry_run=False):
     """Dump the forum database (pg_dump -Fc) to OUTPUT/atbb-YYYYmmdd-HHMMSS.dump (UTC, mode 600)."""
     import os
     import shutil
@@ -284,12 +294,13 @@ def backup(c, env_file=".env", output="backups", dry_run=False):
     from atbb_kit import backup as db
     from atbb_kit.errors import KitError
 
+    flags.network("network", network)
     flags.path("env-file", env_file)
     out_dir = Path(flags.path("output", output))
     db.check_output_dir(out_dir)
     k = kit(c, dry_run=dry_run)
     _, report = ops.checked_env(k, env_file)
-    docker, image, target, env, network = ops.db_access(k, report)
+    docker, image, target, env, network = ops.db_access(k, report, network)
     name = db.backup_name(datetime.now(UTC))
     final = out_dir / name
     job = ops.one_off(docker, "backup", "pg_dump", ops.TRANSFER_SECONDS, ops.TRANSFER_FIX, remove_after=False)
@@ -338,10 +349,11 @@ def backup(c, env_file=".env", output="backups", dry_run=False):
         "file": "A dump written by `inv backup` (pg_dump custom format).",
         "env_file": ENV_HELP,
         "force": "Replace the content of a database that already holds tables.",
+        "network": ops.NETWORK_HELP,
         "dry_run": DRY_RUN_HELP,
     },
 )
-def restore(c, file, env_file=".env", force=False, dry_run=False):
+def restore(c, file, env_file=".env", force=False, network=None, dry_run=False):
     """Restore a dump from `inv backup` into the forum database (all or nothing; --force to replace data)."""
     from atbb_kit import backup as db
     from atbb_kit.errors import KitError
@@ -349,13 +361,17 @@ def restore(c, file, env_file=".env", force=False, dry_run=False):
     k = kit(c, dry_run=dry_run)
     if file in ("-h", "--help"):
         # Invoke hands a required positional anything that is not one of the task's flags, --help too.
-        print("usage: inv restore FILE [--force] [--env-file F] [--dry-run]   (inv --help restore: every option)")
+        print(
+            "usage: inv restore FILE [--force] [--env-file F] [--network N] [--dry-run]   "
+            "(inv --help restore: every option)"
+        )
         return
     dump = Path(file)
     db.check_dump_file(dump)
+    flags.network("network", network)
     flags.path("env-file", env_file)
     _, report = ops.checked_env(k, env_file)
-    docker, image, target, env, network = ops.db_access(k, report)
+    docker, image, target, env, network = ops.db_access(k, report, network)
     job = ops.one_off(docker, "restore", "pg_restore", ops.TRANSFER_SECONDS, ops.TRANSFER_FIX, remove_after=False)
     container = job.name
     if not k.run.dry_run:

@@ -166,7 +166,7 @@ ERRORS = [
     (
         "dns",
         'psql: error: could not translate host name "postgres" to address: Name or service not known',
-        "cannot resolve the database host 'postgres'",
+        "cannot reach the database host 'postgres': its name does not resolve",
     ),
     (
         "refused",
