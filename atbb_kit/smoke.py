@@ -646,7 +646,10 @@ class SmokeRun:
     # --- the ten actions --------------------------------------------------------------------------------
 
     def check_size(self) -> str:
-        size = int(self.client.images.get(self.image).attrs.get("Size", 0))
+        from atbb_kit.engine import layers_size
+
+        # The same measure as `inv image` and image.size_budget_mb: the platform's unpacked layers.
+        size = layers_size(self.client.images.get(self.image).attrs)
         problem = judge_size(size, self.cfg.image.size_budget_mb)
         if problem:
             raise problem

@@ -136,3 +136,20 @@ def test_docker_stop_ends_all_three_services_cleanly(docker_client, board_image,
         assert stopped == ["nginx", "worker", "web", "api"]
     finally:
         cleanup(docker_client, name)
+
+
+def test_a_container_started_for_another_mode_is_not_probed_as_a_server(docker_client, board_image, board):
+    # Every container of the image inherits the HEALTHCHECK; a one-off (migrate, check, a shell) serves
+    # nothing and must not turn "unhealthy" while it runs.
+    app, _pg, _logs = board
+    oneoff = docker_client.containers.run(
+        board_image, ["sh", "-c", "sleep 30"], detach=True, labels={"atbb.test": "1"}, auto_remove=False
+    )
+    try:
+        code, out = oneoff.exec_run(["/usr/local/bin/atbb-entrypoint", "health"])
+        assert code == 0 and b"not serving (started as: sh)" in out, out
+    finally:
+        oneoff.remove(force=True)
+    # The serving container still probes for real.
+    code, out = app.container.exec_run(["/usr/local/bin/atbb-entrypoint", "health"])
+    assert code == 0 and b"not serving" not in out, out
