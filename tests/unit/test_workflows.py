@@ -32,7 +32,8 @@ SETUP_COMMANDS = (
     "pnpm install --frozen-lockfile",
     "sh scripts/install-lint-tools.sh",
     # `inv smoke --browser` needs Chromium; GitHub's Ubuntu images carry it, elsewhere Debian's package.
-    "command -v chromium || (sudo apt-get update -q && sudo apt-get install -y -q chromium)",
+    "command -v chromium || command -v chromium-browser || command -v google-chrome || "
+        "command -v google-chrome-stable || (sudo apt-get update -q && sudo apt-get install -y -q chromium)",
 )
 # Tasks the workflows call that are planned but not built yet; each is reported as a skip until it lands.
 PENDING_TASKS: dict[str, str] = {}
