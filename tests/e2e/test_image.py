@@ -147,3 +147,45 @@ def test_over_budget_build_fails_with_the_numbers(built_image, test_images):
     assert proc.returncode != 0
     assert "over image.size_budget_mb=1" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_no_set_user_or_group_id_binaries_remain(docker_client, built_image):
+    # su, mount, passwd...: nothing in the image changes user, and each is a path from a foothold to root
+    # (issue 14 item 10). Searched as root so no folder is unreadable.
+    out = docker_client.containers.run(
+        built_image,
+        ["find", "/", "-xdev", "-type", "f", "(", "-perm", "-4000", "-o", "-perm", "-2000", ")"],
+        user="0",
+        remove=True,
+        labels={"atbb.test": "1"},
+    )
+    assert out.decode().strip() == ""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3, 1.0, 2.5])
+def test_docker_stop_at_any_moment_of_start_up_exits_0(docker_client, built_image, pg, delay):
+    # Issue 14 item 7: `docker stop` right after `docker run` exited 1 (children died of SIGTERM before
+    # their handlers existed) and once took 5 s with nginx killed (a QUIT it never saw).
+    name = f"{pg.container.name[:-3]}-stop-{uuid.uuid4().hex[:4]}"
+    container = docker_client.containers.run(
+        built_image,
+        name=name,
+        detach=True,
+        network=pg.network.name,
+        labels=stack.TEST_LABEL,
+        environment=stack.app_env(pg),
+        **stack.HARDENED,
+    )
+    try:
+        time.sleep(delay)
+        began = time.monotonic()
+        container.stop(timeout=10)
+        elapsed = time.monotonic() - began
+        container.reload()
+        state = container.attrs["State"]
+        logs = container.logs().decode()[-3000:]
+        assert state["ExitCode"] == 0, logs
+        assert elapsed < 9, f"took {elapsed:.1f}s: something waited for the SIGKILL\n{logs}"
+        assert '"code":137' not in logs, logs
+    finally:
+        container.remove(force=True)
