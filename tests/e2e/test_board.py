@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import run_inv
 from tests.e2e.conftest import board_images
-from tests.e2e.stack import cleanup, http_get, start_app, start_postgres, wait_for
+from tests.e2e.stack import cleanup, http_get, run_migration, start_app, start_postgres, wait_for
 
 HEALTH = "/api/boards"
 
@@ -26,17 +26,7 @@ def board(docker_client, board_image, test_images):
     name = f"atbb-e2e-board-{uuid.uuid4().hex[:6]}"
     pg = start_postgres(docker_client, test_images["ATBB_COMPOSE_POSTGRES_IMAGE"], name)
     try:
-        migrate = docker_client.containers.run(
-            board_image,
-            ["migrate"],
-            network=pg.network.name,
-            environment={"DATABASE_URL": pg.url},
-            labels={"atbb.test": "1"},
-            detach=True,
-        )
-        code = migrate.wait(timeout=120)["StatusCode"]
-        logs = migrate.logs().decode("utf-8", "replace")
-        migrate.remove(force=True)
+        code, logs = run_migration(docker_client, board_image, pg)
         assert code == 0, logs
         env = {"DATABASE_URL": pg.url, "WORKER_INTERVAL_MS": "300"}
         app = start_app(docker_client, board_image, pg, name, env=env, health=HEALTH)
@@ -115,16 +105,8 @@ def test_docker_stop_ends_all_three_services_cleanly(docker_client, board_image,
     name = f"atbb-e2e-board-stop-{uuid.uuid4().hex[:6]}"
     pg = start_postgres(docker_client, test_images["ATBB_COMPOSE_POSTGRES_IMAGE"], name)
     try:
-        container = docker_client.containers.run(
-            board_image,
-            ["migrate"],
-            network=pg.network.name,
-            environment={"DATABASE_URL": pg.url},
-            labels={"atbb.test": "1"},
-            detach=True,
-        )
-        assert container.wait(timeout=120)["StatusCode"] == 0
-        container.remove(force=True)
+        code, logs = run_migration(docker_client, board_image, pg)
+        assert code == 0, logs
         app = start_app(docker_client, board_image, pg, name, env={"DATABASE_URL": pg.url}, health=HEALTH)
         began = time.monotonic()
         app.container.stop(timeout=30)
