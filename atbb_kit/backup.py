@@ -85,7 +85,7 @@ def parse_database_url(url: str) -> DbTarget:
     try:
         port = parts.port or 5432
     except ValueError:
-        raise EnvFileError("DATABASE_URL has a port that is not a number between 1 and 65535", fix) from None
+        raise EnvFileError("DATABASE_URL has a port that is not a number from 1 to 65535", fix) from None
     if not parts.hostname:
         raise EnvFileError("DATABASE_URL must name a host", fix)
     dbname = unquote(parts.path.lstrip("/"))

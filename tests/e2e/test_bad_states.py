@@ -93,7 +93,8 @@ CASES = [
     C(
         "database-url-port-not-a-number",
         "migrate --env-file {env}",
-        "DATABASE_URL has a port that is not a number between 1 and 65535",
+        # The env-file check names it before anything parses the URL further.
+        "has a port that is not a number from 1 to 65535",
         2,
         changes={"DATABASE_URL": f"postgres://atbb:{PASSWORD}@postgres:54x2/atbb"},
     ),
@@ -292,7 +293,8 @@ CASES = [
         "{sql} is not a pg_dump custom-format archive (it does not start with PGDMP)",
         1,
     ),
-    C("backup-output-is-a-file", "backup --env-file {env} --output {sql}", "--output {sql} is not a folder", 1),
+    # A bad flag, refused before anything runs: exit 2 like every flag error.
+    C("backup-output-is-a-file", "backup --env-file {env} --output {sql}", "--output {sql} is not a folder", 2),
     C(
         "config-port-zero",
         "status",
