@@ -6,6 +6,7 @@ with a loud reason on a laptop.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -13,10 +14,13 @@ import pytest
 
 from tests.conftest import ROOT, run_inv
 
-# The image the e2e modules test, built once per session by `inv image` exactly as a user would.
-IMAGE = "atbb-e2e:test"
+# The images the e2e modules test, built once per session by `inv image` exactly as a user would. The tag
+# names this checkout, so two checkouts testing on one engine (a fresh clone next to a working tree)
+# never test each other's builds.
+_CHECKOUT = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+IMAGE = f"atbb-e2e:test-{_CHECKOUT}"
 # The second example (examples/board), built from the same kit files with only its own atbb.yaml.
-BOARD_IMAGE = "atbb-e2e-board:test"
+BOARD_IMAGE = f"atbb-e2e-board:test-{_CHECKOUT}"
 BOARD_CONFIG = {"ATBB_CONFIG": str(ROOT / "examples" / "board" / "atbb.yaml")}
 
 
