@@ -284,3 +284,10 @@ def test_inv_nginx_conf_detects_and_repairs_drift(kit_copy):
     assert run_inv("nginx-conf", cwd=kit_copy).returncode == 0
     assert "127.0.0.1:3101" in (kit_copy / "nginx" / "nginx.conf").read_text()
     assert run_inv("nginx-conf", "--check", cwd=kit_copy).returncode == 0
+
+
+def test_every_bundled_example_has_its_rendering_committed():
+    # Each example's atbb.yaml names its own rendered nginx.conf; a stale one would fail its image build.
+    for config in (ROOT / "atbb.yaml", ROOT / "examples" / "board" / "atbb.yaml"):
+        cfg = load_config(config, environ={})
+        assert nginx_conf.check_drift(cfg, cfg.nginx_conf_path()) is None, config
