@@ -134,6 +134,8 @@ class _Client:
         if status == 401 and (self.authorization is None or challenge != self.challenge):
             self.authorization = self._authorize(challenge)
             self.challenge = challenge
+            if hasattr(data, "seek"):
+                data.seek(0)  # a file body was read by the first attempt
             status, resp_headers, body = self._send(method, self.url + path, headers, data=data)
         return status, resp_headers, body
 
@@ -144,7 +146,8 @@ class _Client:
         req = urllib.request.Request(url, method=method, headers=dict(headers), data=data)  # noqa: S310
         authorization = auth or self.authorization
         if authorization:
-            req.add_header("Authorization", authorization)
+            # Unredirected: a blob download may be redirected to a storage host, which must not get it.
+            req.add_unredirected_header("Authorization", authorization)
         try:
             with self.opener.open(req, timeout=self.timeout) as resp:
                 return resp.status, resp.headers, resp.read() if method != "HEAD" else b""
@@ -318,6 +321,78 @@ class Repository:
             digest = resp_headers.get("Docker-Content-Digest", "")
             return digest if _DIGEST.fullmatch(digest) else "sha256:" + hashlib.sha256(body).hexdigest()
         raise self._failed(status, answer, f"{self.repository}:{tag}", "write")
+
+    # --- writing images and indexes (inv push --by-digest, inv release) -------------------------------
+
+    def blob(self, digest: str, limit: int = 4 << 20) -> bytes:
+        """A small blob (an image config) by digest, checked against that digest."""
+        status, _, body = self.client.request("GET", self._path("blobs", digest), {"Accept": "*/*"})
+        if status == 404:
+            raise RegistryError(f"registry {self.registry} has no blob {digest} in {self.repository}",
+                                "push the image again (`inv push --by-digest`)")  # fmt: skip
+        if status != 200:
+            raise self._failed(status, body, f"blob {digest}", "query")
+        if len(body) > limit or "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+            raise RegistryError(f"registry {self.registry} sent a blob that does not match {digest}", "retry later")
+        return body
+
+    def has_blob(self, digest: str) -> bool:
+        status, _, body = self.client.request("HEAD", self._path("blobs", digest), {})
+        if status in (200, 404):
+            return status == 200
+        raise self._failed(status, body, f"blob {digest}", "query")
+
+    def put_blob(self, digest: str, size: int, data) -> None:
+        """Upload one blob in a single request (POST an upload, PUT its bytes with the digest).
+
+        `data` is bytes or a binary file object of `size` bytes (a layer can be hundreds of MB).
+        """
+        self._ask_for_push_scope()
+        status, headers, body = self.client.request(
+            "POST", f"/v2/{self.repository}/blobs/uploads/", {"Content-Length": "0"}, data=b""
+        )
+        if status not in (201, 202):
+            raise self._failed(status, body, f"an upload to {self.repository}", "write")
+        location = urllib.parse.urlsplit(headers.get("Location", ""))
+        if location.netloc and location.netloc.lower() != urllib.parse.urlsplit(self.client.url).netloc.lower():
+            raise RegistryError(
+                f"registry {self.registry} sent an upload to another host ({location.netloc})",
+                "report it with the registry's name",
+            )
+        query = [*urllib.parse.parse_qsl(location.query, keep_blank_values=True), ("digest", digest)]
+        path = location.path + "?" + urllib.parse.urlencode(query)
+        if hasattr(data, "seek"):
+            data.seek(0)
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        status, _, body = self.client.request("PUT", path, headers, data=data)
+        if status not in (201, 204):
+            raise self._failed(status, body, f"blob {digest}", "write")
+
+    def put_manifest(self, reference: str, media_type: str, body: bytes) -> str:
+        """PUT a manifest or an index under a tag or its own digest; return the digest the registry reports.
+
+        A registry that does not take the media type (an index on a registry without OCI support) answers
+        400 MANIFEST_INVALID / UNSUPPORTED or 415: that refusal gets its own message.
+        """
+        self._ask_for_push_scope()
+        status, resp_headers, answer = self.client.request(
+            "PUT", self._path("manifests", reference), {"Content-Type": media_type}, data=body
+        )
+        if status in (200, 201):
+            digest = resp_headers.get("Docker-Content-Digest", "")
+            return digest if _DIGEST.fullmatch(digest) else "sha256:" + hashlib.sha256(body).hexdigest()
+        detail = error_messages(answer)
+        if status == 415 or (status == 400 and re.search(r"manifest_invalid|unsupported", detail.lower())):
+            kind = "image indexes" if "index" in media_type or "list" in media_type else "this manifest type"
+            err = RegistryError(
+                f"registry {self.registry} does not accept {kind} ({media_type}: HTTP {status}"
+                + (f", {detail}" if detail else "")
+                + ")",
+                "publish to a registry that supports OCI image indexes (GHCR, Docker Hub, distribution 2.7+)",
+            )
+            err.detail = detail
+            raise err
+        raise self._failed(status, answer, f"{self.repository}:{reference}", "write")
 
     def _ask_for_push_scope(self) -> None:
         """Trade a pull token for a `pull,push` one before writing, the way the docker client does: some

@@ -2,7 +2,16 @@
 
 from invoke import Collection
 
-from atbb_kit.tasks import bench_tasks, config_tasks, image, operate, quality, release_tasks, smoke_tasks
+from atbb_kit.tasks import (
+    bench_tasks,
+    config_tasks,
+    image,
+    multiarch_tasks,
+    operate,
+    quality,
+    release_tasks,
+    smoke_tasks,
+)
 
 
 def build_namespace() -> Collection:
@@ -18,6 +27,8 @@ def build_namespace() -> Collection:
     ns.add_task(image.image)
     ns.add_task(release_tasks.tags)
     ns.add_task(release_tasks.push)
+    for t in (multiarch_tasks.platforms, multiarch_tasks.release):
+        ns.add_task(t)
     ns.add_task(smoke_tasks.smoke)
     ns.add_task(bench_tasks.bench)
     for t in (

@@ -74,9 +74,13 @@ PUSH_STAGES = ("immutable", "floating")
         "only": "immutable: push only the tags that never move (1.2.3, main-<sha>); floating: only point 1.2, 1 "
         "and latest at the highest builds the registry holds (no local image needed). Default: both, in order.",
         "dry_run": DRY_RUN_HELP,
+        "by_digest": "Push this platform's image without any tag (registry API), print its digest for "
+        "`inv release`, which creates the multi-platform index and tags it.",
+        "digest_file": "With --by-digest: also write the digest to this file (a folder ending in / gets a file "
+        "named after the platform, e.g. linux-arm64).",
     }
 )
-def push(c, dry_run=False, image=None, only=None):
+def push(c, dry_run=False, image=None, only=None, by_digest=False, digest_file=None):
     """Push the immutable tags, then point the floating ones (latest last) at the highest published builds."""
     from atbb_kit import flags
     from atbb_kit.errors import ConfigError, KitError
@@ -84,6 +88,18 @@ def push(c, dry_run=False, image=None, only=None):
     if only not in (None, *PUSH_STAGES):
         raise ConfigError(f"--only {only}: expected immutable or floating", "drop --only to run both stages")
     flags.image_ref("image", image)
+    if digest_file and not by_digest:
+        raise ConfigError("--digest-file needs --by-digest", "add --by-digest")
+    if by_digest:
+        if only:
+            raise ConfigError("--by-digest pushes no tags, so --only does not apply", "drop --only")
+        from atbb_kit.tasks.multiarch_tasks import push_by_digest
+
+        k = kit(c, dry_run=dry_run)
+        digest = push_by_digest(k, plan_for_push(k.cfg), image, digest_file)
+        if digest:
+            print(digest, flush=True)
+        return
     stages = PUSH_STAGES if only is None else (only,)
     k = kit(c, dry_run=dry_run)
     run = k.run
@@ -135,7 +151,7 @@ def push_immutable(k, plan, registry, login, image):
         raise KitError(
             f"image.platforms lists {len(platforms)} platforms; a multi-platform image exists only in the "
             "buildx cache and cannot be pushed from the local engine",
-            "publish one platform (ATBB_IMAGE_PLATFORMS=linux/amd64), or push with buildx while building",
+            "push each platform's image with `inv push --by-digest` and join them with `inv release`",
         )
     docker = docker_client()
     source = image or plan.primary

@@ -356,3 +356,110 @@ def kit_repo(path: Path, tag: str | None = "v1.2.3") -> Path:
         git(path, "tag", tag)
         git(path, "checkout", "-q", "--detach", tag)
     return path
+
+
+# --- a loopback proxy in front of the registry that can refuse chosen requests --------------------------
+
+
+class FaultyProxy:
+    """Forwards every request to `registry` unchanged, except those `fault(method, path, headers)` answers
+    itself with (status, JSON body): an injected failure at one exact step, on a real registry."""
+
+    def __init__(self, registry: Registry, fault) -> None:
+        import http.client
+        import http.server
+        import threading
+
+        upstream = registry.host
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                injected = fault(self.command, self.path, headers)
+                if injected is not None:
+                    status, payload = injected
+                    proxy.injected.append(f"{self.command} {self.path}")
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection(upstream, timeout=60)
+                try:
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self.send_response(resp.status)
+                for key, value in resp.getheaders():
+                    if key.lower() in ("connection", "transfer-encoding", "content-length", "date", "server"):
+                        continue
+                    self.send_header(key, value.replace(f"//{upstream}", f"//{proxy.host}"))
+                self.send_header("Content-Length", str(len(data) if self.command != "HEAD" else
+                                                       int(resp.getheader("Content-Length") or 0)))  # fmt: skip
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
+
+        self.injected: list[str] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultyProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def registry_error(code: str, message: str) -> bytes:
+    return json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+
+
+def arm64_image(ref: str, workdir: Path, *, config: Path) -> None:
+    """A tiny image whose config says linux/arm64: BuildKit builds `FROM scratch` + COPY for another
+    platform without running anything, so no emulation is involved. It cannot run here; it only has to
+    be an honest arm64 image manifest for the index."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "hello.txt").write_text(f"atbb arm64 stand-in {uuid.uuid4()}\n")
+    (workdir / "Dockerfile").write_text('FROM scratch\nCOPY hello.txt /hello.txt\nCMD ["/hello.txt"]\n')
+    env = {**os.environ, "DOCKER_CONFIG": str(config), "DOCKER_BUILDKIT": "1"}
+    proc = subprocess.run(
+        ["/usr/bin/docker" if Path("/usr/bin/docker").exists() else DOCKER, "build", "-q", "--platform",
+         "linux/arm64", "-t", ref, str(workdir)],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    platform = docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", ref, config=config).stdout
+    assert platform.strip() == "linux/arm64", platform
+
+
+def get_json(registry: Registry, repository: str, reference: str, kind: str = "manifests") -> dict:
+    """A manifest or blob as JSON, read independently of the kit."""
+    with registry._request("GET", f"/v2/{repository}/{kind}/{reference}", True, {"Accept": MANIFEST_TYPES}) as r:
+        return json.loads(r.read())
+
+
+def tag_list(registry: Registry, repository: str) -> list[str]:
+    """The repository's tags; [] when it has none (distribution answers 404 for a repository without tags)."""
+    try:
+        return list(get_json(registry, repository, "list", kind="tags").get("tags") or [])
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return []
+        raise
