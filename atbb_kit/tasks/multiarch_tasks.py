@@ -103,7 +103,8 @@ def push_by_digest(k, plan, image, digest_file):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(digest + "\n")
     summary = f"### Pushed `{repository}` for {platform} by digest\n\n`{digest}` (no tag; `inv release` adds them)\n"
-    write_github(os.environ, {"digest": digest, "platform": platform, "slug": slug(platform)}, summary)
+    outputs = {"digest": digest, "platform": platform, "slug": slug(platform), "repository": repository}
+    write_github(os.environ, outputs, summary)
     return digest
 
 
@@ -151,7 +152,7 @@ def release(c, digest=None, digests_from=None, only=None):
             f"### Released `{plan.repository}`\n\nIndex `{index_digest}`\n\n| Platform | Digest |\n"
             f"| --- | --- |\n{rows}\n"
         )
-        write_github(os.environ, {"digest": index_digest}, summary)
+        write_github(os.environ, {"digest": index_digest, "repository": repository}, summary)
     if "floating" in stages:
         push_floating(k, plan, registry, login)
     if index_digest:

@@ -341,13 +341,14 @@ def kit_repo(path: Path, tag: str | None = "v1.2.3") -> Path:
     """A git repository holding the kit's atbb.yaml and tasks.py, committed on main; with `tag`, HEAD is
     detached at that tag, the way a release is checked out.
 
-    __pycache__ is ignored like in the real repository: invoke imports tasks.py, and the .pyc it writes
-    would otherwise make the tree dirty and `inv push` would (rightly) refuse.
+    __pycache__ and build/ are ignored like in the real repository: invoke imports tasks.py, and the .pyc
+    it writes (or the digest files `inv push --by-digest` writes) would otherwise make the tree dirty and
+    `inv push` would (rightly) refuse.
     """
     path.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "atbb.yaml", path / "atbb.yaml")
     shutil.copy(ROOT / "tasks.py", path / "tasks.py")
-    (path / ".gitignore").write_text("__pycache__/\n")
+    (path / ".gitignore").write_text("__pycache__/\nbuild/\n")
     git(path, "init", "-q", "-b", "main")
     git(path, "add", ".")
     git(path, "commit", "-q", "-m", "kit")

@@ -1,27 +1,38 @@
-"""Replay the publish job's `inv` steps locally, with the environment GitHub Actions gives them.
+"""Replay the publish workflow's `inv` steps locally, with the environment GitHub Actions gives them.
 
 The runner's variables are set by hand (a tag push of v1.2.3 to acme/forum; the owner in upper case on
 purpose: GHCR names must be lower case), each step gets its own $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY
 file like on a real runner, and the registry is a real one on loopback that accepts GITHUB_ACTOR /
 GITHUB_TOKEN. Then the step outputs are read back with the runner's own parsing rules.
 
+`test_publish_job_replay` runs every job after the checks in order: the matrix from `inv platforms --json`,
+one publish job per platform (push by digest), the release job (the index) and the floating job.
+
 `test_two_publishes_*` replay the queue design: a push to main and a v1.2.3 tag push, each running the
-publish job's push step and then the floating job's, with the `run:` lines and env taken from publish.yml.
+publish job's push step, the release job's and then the floating job's, with the `run:` lines and env
+taken from publish.yml.
 The floating jobs run one after the other (they share one concurrency group) in both orders, as GitHub
 may start them either way; `latest` must end at the highest build both times.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+import shutil
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import ROOT, run_inv
-from tests.e2e.registry import GIT_ENV, Registry, git, kit_repo, remove_image, tiny_image
+from tests.e2e.registry import GIT_ENV, Registry, arm64_image, docker, git, kit_repo, remove_image, tiny_image
 
 TAGS = ("1.2.3", "1.2", "1", "latest")
+INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 
 
 @pytest.fixture
@@ -58,27 +69,51 @@ def parse_github_output(text: str) -> dict[str, str]:
     return outputs
 
 
-def publish_job_steps() -> list[dict]:
-    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "publish.yml").read_text())
-    return workflow["jobs"]["publish"]["steps"]
+WORKFLOW = ROOT / ".github" / "workflows" / "publish.yml"
+BOTH = "linux/amd64,linux/arm64"
+
+
+def workflow() -> dict:
+    return yaml.safe_load(WORKFLOW.read_text())
 
 
 def job_push_step(job: str) -> dict:
-    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "publish.yml").read_text())
-    steps = [s for s in workflow["jobs"][job]["steps"] if s.get("run", "").startswith("inv push")]
-    assert len(steps) == 1, f"the {job} job must run `inv push` exactly once"
+    """The one `inv push` / `inv release` step of a job, as publish.yml writes it."""
+    steps = [s for s in workflow()["jobs"][job]["steps"] if s.get("run", "").startswith(("inv push", "inv release"))]
+    assert len(steps) == 1, f"the {job} job must run `inv push` or `inv release` exactly once"
     return steps[0]
 
 
 def test_the_publish_jobs_push_with_the_job_token() -> None:
-    """What this replay assumes about the workflow: `inv push` runs in both jobs with GITHUB_TOKEN."""
-    assert job_push_step("publish")["run"] == "inv push --only immutable"
+    """What this replay assumes about the workflow: every push runs with GITHUB_TOKEN, and every `run:`
+    step of the jobs it replays is one `inv` call."""
+    assert job_push_step("publish")["run"] == "inv push --by-digest --digest-file build/digests/"
+    assert job_push_step("release")["run"] == "inv release --only immutable --digests-from build/digests/"
     assert job_push_step("floating")["run"] == "inv push --only floating"
-    for job in ("publish", "floating"):
+    for job in ("publish", "release", "floating"):
         assert job_push_step(job)["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+    for name, job in workflow()["jobs"].items():
+        for step in job.get("steps", []):
+            if "run" in step:
+                assert step["run"].split()[0] == "inv", (name, step["run"])
+
+
+def expand(value: str, matrix: dict[str, str], token: str) -> str:
+    """The two kinds of expression the replayed steps' env holds: matrix values and the job token."""
+    value = re.sub(r"\$\{\{ matrix\.(\w+) \}\}", lambda m: matrix[m[1]], value)
+    return value.replace("${{ secrets.GITHUB_TOKEN }}", token)
 
 
 def test_publish_job_replay(tmp_path: Path, registry: Registry) -> None:
+    """The whole publish workflow after the checks, job by job and step by step in its order: the
+    platforms job's matrix, one publish job per matrix entry, the release job, the floating job.
+
+    atbb.yaml lists linux/amd64 only; the runner env sets ATBB_IMAGE_PLATFORMS to both platforms, as if it
+    listed linux/arm64 too. Replaced, and only these: `inv image` by a tiny image of the job's platform
+    (amd64 by `docker import`, arm64 by a `FROM scratch` BuildKit build: neither runs anything), `inv
+    smoke --browser` (covered by the smoke tests), the attestation action (needs GitHub's OIDC) and the
+    artifact actions (a folder per artifact, merged the way `merge-multiple` does).
+    """
     repo = kit_repo(tmp_path / "repo", tag="v1.2.3")
     sha = git(repo, "rev-parse", "HEAD")
     docker_config = tmp_path / "docker-config"
@@ -96,59 +131,123 @@ def test_publish_job_replay(tmp_path: Path, registry: Registry) -> None:
         "GITHUB_SERVER_URL": "https://github.com",
         "GITHUB_ACTOR": registry.user,
         "DOCKER_CONFIG": str(docker_config),
-        # The one deliberate difference from GHCR: the registry is on loopback.
+        # The deliberate differences from GHCR and this repository's atbb.yaml.
         "ATBB_IMAGE_REGISTRY": registry.host,
+        "ATBB_IMAGE_PLATFORMS": BOTH,
     }
     repository = f"{registry.host}/acme/atbb"
     refs = [f"{repository}:{t}" for t in TAGS]
+    wf = workflow()
+    ran: list[str] = []
 
-    def step(name: str, *args: str, secrets: dict[str, str] | None = None):
+    def step(name: str, run: str, env: dict[str, str]):
         files = {"GITHUB_OUTPUT": tmp_path / f"{name}.output", "GITHUB_STEP_SUMMARY": tmp_path / f"{name}.summary"}
         for path in files.values():
             path.touch()
-        env = {**runner_env, **{k: str(v) for k, v in files.items()}, **(secrets or {})}
-        proc = run_inv(*args, cwd=repo, env=env, timeout=300)
+        words = run.split()
+        assert words[0] == "inv", run
+        ran.append(run)
+        proc = run_inv(*words[1:], cwd=repo, env={**runner_env, **env, **{k: str(v) for k, v in files.items()}},
+                       timeout=300)  # fmt: skip
         assert proc.returncode == 0, f"step {name} failed:\n{proc.stderr}"
+        assert registry.password not in proc.stdout + proc.stderr
         return proc, parse_github_output(files["GITHUB_OUTPUT"].read_text()), files["GITHUB_STEP_SUMMARY"].read_text()
 
+    local: list[str] = []
+    artifacts = tmp_path / "artifacts"
     try:
-        # Step: inv tags
-        proc, outputs, summary = step("tags", "tags")
-        assert proc.stdout.splitlines() == refs
-        assert outputs["tags"].splitlines() == refs
-        assert outputs["version"] == "1.2.3"
-        labels = dict(line.split("=", 1) for line in outputs["labels"].splitlines())
-        assert labels["org.opencontainers.image.source"] == "https://github.com/acme/forum"
-        assert labels["org.opencontainers.image.revision"] == sha
-        assert labels["org.opencontainers.image.version"] == "1.2.3"
-        assert outputs["publishable"] == "true"
-        assert outputs["repository"] == repository
-        assert "| Tag | Moves with later builds |" in summary
-        assert "| `1.2.3` | no |" in summary and "| `latest` | yes |" in summary
+        # Job: platforms. Its output is the publish job's matrix, read back the way `fromJSON` would.
+        (matrix_step,) = [s for s in wf["jobs"]["platforms"]["steps"] if "run" in s]
+        proc, outputs, _ = step("platforms", matrix_step["run"], {})
+        matrix = json.loads(outputs["matrix"])
+        assert matrix == json.loads(proc.stdout)
+        assert [(m["platform"], m["runner"]) for m in matrix["include"]] == [
+            ("linux/amd64", "ubuntu-latest"),
+            ("linux/arm64", "ubuntu-24.04-arm"),
+        ]
 
-        # Step: inv image. Replaced by tagging a tiny imported image as the primary reference: a full
-        # build takes minutes and is covered by the image tests; this replay is about publishing.
-        tiny_image(refs[0], config=docker_config)
+        # Jobs: publish, once per matrix entry, each on a fresh digest folder (its own runner).
+        digests = {}
+        for entry in matrix["include"]:
+            job = wf["jobs"]["publish"]
+            job_env = {k: expand(v, entry, registry.password) for k, v in job["env"].items()}
+            shutil.rmtree(repo / "build", ignore_errors=True)
+            for s in job["steps"]:
+                if "run" not in s:
+                    continue
+                words = s["run"].split()
+                if words[1] == "image":  # a tiny image of this platform, tagged like `inv image` tags it
+                    local.append(f"atbb-e2e-rel-replay-{entry['slug']}:{uuid.uuid4().hex[:8]}")
+                    if entry["platform"] == "linux/arm64":
+                        arm64_image(local[-1], tmp_path / "arm64", config=docker_config)
+                    else:
+                        tiny_image(local[-1], config=docker_config)
+                    docker("tag", local[-1], refs[0], config=docker_config)
+                    ran.append(s["run"])
+                    continue
+                if words[1] == "smoke":
+                    ran.append(s["run"])
+                    continue
+                env = {**job_env, **{k: expand(v, entry, registry.password) for k, v in s.get("env", {}).items()}}
+                proc, outputs, summary = step(f"publish-{entry['slug']}", s["run"], env)
+                digest = proc.stdout.strip()
+                assert outputs == {
+                    "digest": digest,
+                    "platform": entry["platform"],
+                    "slug": entry["slug"],
+                    "repository": repository,
+                }
+                assert f"`{digest}`" in summary
+                digests[entry["platform"]] = digest
+            remove_image(refs[0], config=docker_config)
+            # upload-artifact: this job's build/digests/ as digest-<slug>
+            shutil.copytree(repo / "build" / "digests", artifacts / f"digest-{entry['slug']}")
+        assert registry.digest("acme/atbb", "1.2.3") is None  # nothing tagged yet
 
-        # The publish job's push step, then the floating job's, with the job token as the workflow passes it.
-        token = {"GITHUB_TOKEN": registry.password}
-        proc, outputs, summary = step("push", *job_push_step("publish")["run"].split()[1:], secrets=token)
-        digest = proc.stdout.strip()
-        assert outputs == {"digest": digest}
-        assert digest.startswith("sha256:") and len(digest) == 71
-        assert f"Digest `{digest}`" in summary
-        assert "| Tag | Digest |" in summary
-        assert [ln.split("`")[1] for ln in summary.splitlines() if ln.startswith("| `")] == ["1.2.3"]
-        assert registry.password not in proc.stdout + proc.stderr
-        proc, outputs, summary = step("floating", *job_push_step("floating")["run"].split()[1:], secrets=token)
-        assert proc.stdout == ""
+        # Job: release. download-artifact with merge-multiple puts every digest file in one folder.
+        shutil.rmtree(repo / "build", ignore_errors=True)
+        (repo / "build" / "digests").mkdir(parents=True)
+        for folder in sorted(artifacts.glob("digest-*")):
+            for f in folder.iterdir():
+                shutil.copy(f, repo / "build" / "digests" / f.name)
+        release = job_push_step("release")
+        proc, outputs, summary = step("release", release["run"], {"GITHUB_TOKEN": registry.password})
+        index_digest = proc.stdout.strip()
+        assert outputs == {"digest": index_digest, "repository": repository}
+        assert "| `linux/amd64` |" in summary and "| `linux/arm64` |" in summary
+        assert registry.digest("acme/atbb", "1.2.3") == index_digest
+        assert registry.digest("acme/atbb", "latest") is None  # the floating job's part
+
+        # Job: floating.
+        floating = job_push_step("floating")
+        proc, outputs, summary = step("floating", floating["run"], {"GITHUB_TOKEN": registry.password})
         assert outputs == {}
         rows = [ln.split("`")[1:4:2] for ln in summary.splitlines() if ln.startswith("| `")]
         assert rows == [["1.2", "1.2.3"], ["1", "1.2.3"], ["latest", "1.2.3"]]
-        assert registry.password not in proc.stdout + proc.stderr
-        assert {t: registry.digest("acme/atbb", t) for t in TAGS} == dict.fromkeys(TAGS, digest)
+        assert {t: registry.digest("acme/atbb", t) for t in TAGS} == dict.fromkeys(TAGS, index_digest)
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+            urllib.request.Request(
+                f"http://{registry.host}/v2/acme/atbb/manifests/latest",
+                headers={"Accept": INDEX_TYPE, "Authorization": basic(registry)},
+            )
+        ) as resp:
+            index = json.loads(resp.read())
+        assert {m["digest"]: m["platform"]["architecture"] for m in index["manifests"]} == {
+            digests["linux/amd64"]: "amd64",
+            digests["linux/arm64"]: "arm64",
+        }
+
+        # Every run step of the replayed jobs ran, in the workflow's order, and each was an `inv` call.
+        expected = [matrix_step["run"]]
+        expected += [s["run"] for s in wf["jobs"]["publish"]["steps"] if "run" in s] * len(matrix["include"])
+        expected += [release["run"], floating["run"]]
+        assert ran == expected
     finally:
-        remove_image(*refs, config=docker_config)
+        remove_image(*refs, *local, config=docker_config)
+
+
+def basic(registry: Registry) -> str:
+    return "Basic " + base64.b64encode(f"{registry.user}:{registry.password}".encode()).decode()
 
 
 # --- two publishes, one queue -------------------------------------------------------------------------------
@@ -176,6 +275,9 @@ def run_job(job: str, repo: Path, env: dict[str, str], registry: Registry, tmp_p
     """One job's `inv push` step, as publish.yml writes it (its run line and its env, secrets filled in)."""
     step = job_push_step(job)
     secrets = {k: registry.password for k, v in step["env"].items() if v == "${{ secrets.GITHUB_TOKEN }}"}
+    # The publish job's own env, for the matrix entry of atbb.yaml's one platform.
+    amd64 = {"platform": "linux/amd64", "slug": "linux-amd64", "runner": "ubuntu-latest"}
+    env = {**env, **{k: expand(v, amd64, "") for k, v in workflow()["jobs"][job].get("env", {}).items()}}
     files = {"GITHUB_OUTPUT": tmp_path / f"{name}.output", "GITHUB_STEP_SUMMARY": tmp_path / f"{name}.summary"}
     for path in files.values():
         path.touch()
@@ -226,12 +328,16 @@ def test_two_publishes_end_with_latest_at_the_highest_build(
         for event in SEQUENCES[sequence]:
             run, job = event.split("-")
             if job == "publish":
-                # The build (a tiny stand-in image: this replay is about publishing), then the push step.
+                # The build (a tiny stand-in image: this replay is about publishing), the push by digest,
+                # then the release job that makes the (one-platform) index and its immutable tag.
+                shutil.rmtree(repo / "build", ignore_errors=True)
                 tiny_image(refs[run], config=docker_config)
-            proc = run_job(job, repo, envs[run], registry, tmp_path, event)
-            if job == "publish":
+                run_job("publish", repo, envs[run], registry, tmp_path, event)
+                proc = run_job("release", repo, envs[run], registry, tmp_path, f"{event}-release")
                 digests[run] = proc.stdout.strip()
                 assert registry.digest("acme/atbb", refs[run].rsplit(":", 1)[1]) == digests[run]
+            else:
+                run_job(job, repo, envs[run], registry, tmp_path, event)
         assert digests["main"] != digests["tag"]
 
         expected = digests["tag"] if main_commit == "same-as-tag" else digests["main"]

@@ -33,7 +33,7 @@ SETUP_COMMANDS = (
     "sh scripts/install-lint-tools.sh",
     # `inv smoke --browser` needs Chromium; GitHub's Ubuntu images carry it, elsewhere Debian's package.
     "command -v chromium || command -v chromium-browser || command -v google-chrome || "
-        "command -v google-chrome-stable || (sudo apt-get update -q && sudo apt-get install -y -q chromium)",
+    "command -v google-chrome-stable || (sudo apt-get update -q && sudo apt-get install -y -q chromium)",
 )
 # Tasks the workflows call that are planned but not built yet; each is reported as a skip until it lands.
 PENDING_TASKS: dict[str, str] = {}
@@ -49,6 +49,8 @@ CURRENT_MAJORS = {
     "docker/setup-buildx-action": "v4",
     "crazy-max/ghaction-github-runtime": "v4",
     "actions/upload-artifact": "v7",
+    "actions/download-artifact": "v8",
+    "actions/attest-build-provenance": "v4",
 }
 # The one concurrency group every run that moves a floating tag (X.Y, X, latest) shares.
 FLOATING_GROUP = "publish-floating-tags"
@@ -232,19 +234,72 @@ def test_publish_reuses_ci_rather_than_copying_it(publish):
     assert "steps" not in checks
     assert "secrets" not in checks  # no `secrets: inherit` into the PR checks
     assert checks["permissions"] == {"contents": "read"}
-    assert publish["jobs"]["publish"]["needs"] in ("checks", ["checks"])
-    assert publish["jobs"]["floating"]["needs"] in ("publish", ["publish"])
-    assert set(publish["jobs"]) == {"checks", "publish", "floating"}
+    assert publish["jobs"]["platforms"]["needs"] in ("checks", ["checks"])
+    assert publish["jobs"]["publish"]["needs"] == ["checks", "platforms"]
+    assert publish["jobs"]["release"]["needs"] in ("publish", ["publish"])
+    assert publish["jobs"]["floating"]["needs"] in ("release", ["release"])
+    assert set(publish["jobs"]) == {"checks", "platforms", "publish", "release", "floating"}
 
 
-def test_publish_permissions_are_exactly_read_and_packages(publish):
+ATTEST = "actions/attest-build-provenance@"
+
+
+def test_publish_permissions_are_only_what_each_job_needs(publish):
+    """Read everywhere; packages to push; id-token + attestations only in the jobs that attest."""
     assert publish.get("permissions") == {}
-    for job in ("publish", "floating"):
-        assert publish["jobs"][job]["permissions"] == {"contents": "read", "packages": "write"}, job
+    assert publish["jobs"]["platforms"]["permissions"] == {"contents": "read"}
+    assert publish["jobs"]["floating"]["permissions"] == {"contents": "read", "packages": "write"}
+    for job in ("publish", "release"):
+        assert publish["jobs"][job]["permissions"] == {
+            "contents": "read",
+            "packages": "write",
+            "id-token": "write",
+            "attestations": "write",
+        }, job
+    for name, job in publish["jobs"].items():
+        attests = any(s.get("uses", "").startswith(ATTEST) for s in _steps(job))
+        assert attests == ("id-token" in job.get("permissions", {})), name
+
+
+def test_every_pushed_digest_is_attested_right_after_its_push(publish):
+    """The per-platform digests (publish) and the index (release), each by the step output that names it,
+    pushed to the registry next to the image."""
+    for job, step_id, run in (("publish", "push", "inv push --by-digest"), ("release", "release", "inv release")):
+        steps = _steps(publish["jobs"][job])
+        push = next(i for i, s in enumerate(steps) if s.get("run", "").startswith(run))
+        assert steps[push]["id"] == step_id
+        attest = steps[push + 1]
+        assert attest["uses"].startswith(ATTEST), job
+        assert attest["with"] == {
+            "subject-name": f"${{{{ steps.{step_id}.outputs.repository }}}}",
+            "subject-digest": f"${{{{ steps.{step_id}.outputs.digest }}}}",
+            "push-to-registry": True,
+        }
+
+
+def test_the_matrix_comes_from_atbb_yaml(publish):
+    platforms = publish["jobs"]["platforms"]
+    step = next(s for s in _steps(platforms) if "run" in s)
+    assert (step["run"], step["id"]) == ("inv platforms --json", "matrix")
+    assert platforms["outputs"] == {"matrix": "${{ steps.matrix.outputs.matrix }}"}
+    job = publish["jobs"]["publish"]
+    assert job["strategy"]["matrix"] == "${{ fromJSON(needs.platforms.outputs.matrix) }}"
+    assert job["runs-on"] == "${{ matrix.runner }}"
+    # Each job builds, tests and pushes its runner's own platform only.
+    assert job["env"] == {"ATBB_IMAGE_PLATFORMS": "${{ matrix.platform }}"}
+
+
+def test_the_digests_travel_from_the_platform_jobs_to_the_release_job(publish):
+    upload = next(s for s in _steps(publish["jobs"]["publish"]) if s.get("with", {}).get("path") == "build/digests/")
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["with"]["name"] == "digest-${{ matrix.slug }}"
+    download = next(s for s in _steps(publish["jobs"]["release"]) if "download-artifact" in s.get("uses", ""))
+    assert download["with"] == {"pattern": "digest-*", "path": "build/digests/", "merge-multiple": True}
+    assert _runs(publish["jobs"]["release"]) == ["inv release --only immutable --digests-from build/digests/"]
 
 
 def test_publish_checks_out_full_history(publish):
-    for job in ("publish", "floating"):
+    for job in ("publish", "release", "floating"):
         steps = _steps(publish["jobs"][job])
         checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
         assert checkout["with"]["fetch-depth"] == 0, job
@@ -254,7 +309,11 @@ def test_publish_checks_out_full_history(publish):
 def test_publish_builds_then_smoke_tests_then_pushes_only_what_never_moves(publish):
     steps = _steps(publish["jobs"]["publish"])
     order = [shlex.split(s["run"])[1:] for s in steps if "run" in s]
-    assert order == [["image", "--cache", "gha"], ["smoke", "--browser"], ["push", "--only", "immutable"]]
+    assert order == [
+        ["image", "--cache", "gha"],
+        ["smoke", "--browser"],
+        ["push", "--by-digest", "--digest-file", "build/digests/"],
+    ]
     uses = [s.get("uses", "") for s in steps]
     buildx = next(i for i, u in enumerate(uses) if u.startswith("docker/setup-buildx-action@"))
     first_run = next(i for i, s in enumerate(steps) if "run" in s)
@@ -271,9 +330,14 @@ def test_publish_smoke_tests_in_chromium_and_keeps_the_screenshots(publish, setu
     chromium = [s for s in setup_action["runs"]["steps"] if s.get("if") == "inputs.browser == 'true'"]
     assert [s["name"] for s in chromium] == ["Install Chromium"]
     assert "apt-get install -y -q chromium" in chromium[0]["run"]
-    uploads = [i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    uploads = [
+        i
+        for i, s in enumerate(steps)
+        if s.get("uses", "").startswith("actions/upload-artifact@") and s["with"]["path"] == "build/smoke/"
+    ]
     assert len(uploads) == 1
     upload = steps[uploads[0]]
+    assert upload["with"]["name"] == "smoke-screenshots-${{ matrix.slug }}"
     assert upload["with"]["path"] == "build/smoke/"
     assert upload["if"] == "${{ !cancelled() }}"
     # Last: an upload problem never holds back the push, and it still runs after a failed smoke step.
@@ -282,10 +346,15 @@ def test_publish_smoke_tests_in_chromium_and_keeps_the_screenshots(publish, setu
     assert "secrets." not in json.dumps(upload)
 
 
-def test_secrets_appear_only_in_the_two_push_steps(ci, publish):
+def test_secrets_appear_only_in_the_push_steps(ci, publish):
     assert "secrets." not in json.dumps(ci)
     assert "secrets." not in json.dumps(publish["jobs"]["checks"])
-    for name, run in (("publish", "inv push --only immutable"), ("floating", "inv push --only floating")):
+    assert "secrets." not in json.dumps(publish["jobs"]["platforms"])
+    for name, run in (
+        ("publish", "inv push --by-digest --digest-file build/digests/"),
+        ("release", "inv release --only immutable --digests-from build/digests/"),
+        ("floating", "inv push --only floating"),
+    ):
         job = publish["jobs"][name]
         with_secrets = [s for s in _steps(job) if "secrets." in json.dumps(s)]
         assert [s.get("run") for s in with_secrets] == [run]
@@ -297,8 +366,12 @@ def test_secrets_appear_only_in_the_two_push_steps(ci, publish):
 
 
 def _moves_floating_tags(run: str) -> bool:
+    """`inv push` and `inv release` move floating tags unless told not to (--only immutable; --by-digest
+    pushes no tag at all)."""
     words = shlex.split(run)
-    return words[:2] == ["inv", "push"] and words[2:] != ["--only", "immutable"]
+    if words[:2] not in (["inv", "push"], ["inv", "release"]) or "--by-digest" in words:
+        return False
+    return "--only" not in words or words[words.index("--only") + 1] != "immutable"
 
 
 def test_every_step_that_moves_floating_tags_is_in_the_one_shared_group(publish):
@@ -316,8 +389,8 @@ def test_every_step_that_moves_floating_tags_is_in_the_one_shared_group(publish)
 def test_builds_and_immutable_pushes_are_never_queued_behind_each_other(publish):
     # A group keeps one waiting run and cancels it when a newer one arrives: a build in such a group
     # could lose a commit's image. Only the floating job, which reconciles from the registry, may wait.
-    assert "concurrency" not in publish["jobs"]["publish"]
-    assert "concurrency" not in publish["jobs"]["checks"]
+    for job in ("checks", "platforms", "publish", "release"):
+        assert "concurrency" not in publish["jobs"][job], job
 
 
 def test_the_floating_job_sets_up_only_the_kit(publish, setup_action):
