@@ -19,6 +19,7 @@ import platform
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -116,9 +117,11 @@ class BenchRun:
     network: Any = None
     db_url: str = ""
     _temp_dirs: list[Path] = field(default_factory=list)
+    _processes: list[subprocess.Popen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.index = B.spec_index(B.catalog(quick=self.settings.quick))
+        self.routes = B.bench_routes(self.cfg)
+        self.index = B.spec_index(B.catalog(quick=self.settings.quick, routes=self.routes))
 
     # --- names -----------------------------------------------------------------------------------------
 
@@ -358,8 +361,107 @@ class BenchRun:
         self.record("image.kit_bytes", kit, naive)
         self.record("image.added_vs_naive_bytes", kit - base, naive - base)
         self.record("image.added_bytes", kit - base)
-        self.details["image"] = {**sizes, "naive_build_seconds": naive_seconds}
+        layers = self._added_layers(kit_ref, self.base)
+        system = sum(layer["bytes"] for layer in layers if B.layer_kind(layer["created_by"]) == "system packages")
+        migrate = sum(layer["bytes"] for layer in layers if B.layer_kind(layer["created_by"]) == "migrate package")
+        self.record("image.system_packages_bytes", system)
+        self.record("image.migrate_bytes", migrate)
+        self.details["image"] = {**sizes, "naive_build_seconds": naive_seconds, "kit_layers": layers}
         self.say(f"    kit adds {(kit - base) / B.MB:.1f} MB, naive adds {(naive - base) / B.MB:.1f} MB")
+        self.say("==> image: what each service needs at run time (pnpm list --prod in the build stage)")
+        needs = self._service_needs()
+        total = sum(n["bytes"] for n in needs.values())
+        self.details["image"]["needs"] = needs
+        self.record("image.added_vs_needs_bytes", kit - base, total)
+        self.record("image.added_without_migrate_bytes", kit - base - migrate, total)
+        self.say(
+            f"    the services need {total / B.MB:.1f} MB together ("
+            + ", ".join(f"{name} {n['bytes'] / B.MB:.1f}" for name, n in needs.items())
+            + f"); the image adds {(kit - base) / B.MB:.1f} MB, of which nginx and tini {system / B.MB:.1f} MB"
+            f" and the migrate package {migrate / B.MB:.1f} MB"
+        )
+
+    def _added_layers(self, ref: str, base_ref: str) -> list[dict[str, Any]]:
+        """The layers `ref` adds over `base_ref`, oldest first, with the instruction that made each."""
+        history = list(reversed(self.client.images.get(ref).history()))
+        skip = len(self.client.images.get(base_ref).history())
+        return [
+            {"created_by": (h.get("CreatedBy") or "")[:300], "bytes": int(h.get("Size") or 0)} for h in history[skip:]
+        ]
+
+    def _service_needs(self) -> dict[str, dict[str, Any]]:
+        """Per service: its production dependency closure and the build outputs of its workspace packages.
+
+        Measured in the build stage of the kit's own Dockerfile (everything installed and built): `pnpm list
+        --prod --depth Infinity` names each service package's production closure; an external package
+        counts whole, a workspace package with its package.json and what runtime.include keeps of it. Bytes
+        are those of a tar of the set (what a layer holding it would weigh), per service, so a dependency
+        two services share counts twice: the sum is what separate per-service images would add.
+        """
+        stage = self.image("build-stage")
+        ws = self.prepare_workspace()
+        cli = self._builder()
+        cmd = commands.docker_build(
+            cli.path,
+            cli.builder,
+            context=ws,
+            dockerfile=ws / "docker" / "Dockerfile",
+            tags=[stage],
+            args=commands.build_args(self.ws_cfg, context=ws),
+            labels={},
+        )
+        cmd = B.with_label(B.with_args(cmd, "--target", "build"), B.LABEL, self.run_id)
+        result = self.runner.run(cmd, capture=True, quiet=True, check=False)
+        if not result.ok:
+            raise SectionFailed(f"docker build --target build failed: {_last_line(result)}")
+        packages = {name: svc.package for name, svc in self.cfg.services.items() if svc.package}
+        if not packages:
+            raise SectionFailed("no service names its workspace package (services.*.package in atbb.yaml)")
+        folders = self._package_folders(set(packages.values()))
+        walk = self._run_in(stage, B.NEEDS_WALK_SCRIPT, *[f"/src/{folders[p]}" for p in packages.values()])
+        included = self._run_in(stage, B.NEEDS_FIND_SCRIPT, *self.cfg.runtime.include)
+        sets = B.needs_paths(walk, included, list(packages.values()))
+        needs = {}
+        for name, pkg in packages.items():
+            paths = sets[pkg]
+            size = int(self._run_in(stage, B.NEEDS_TAR_SCRIPT, *paths).strip() or 0)
+            needs[name] = {"package": pkg, "bytes": size, "paths": len(paths)}
+        return needs
+
+    def _package_folders(self, names: set[str]) -> dict[str, str]:
+        """Workspace package name -> its folder relative to the monorepo root."""
+        mono = self.ws_cfg.monorepo_dir()
+        found = {}
+        for path in sorted(mono.rglob("package.json")):
+            if "node_modules" in path.parts:
+                continue
+            name = json.loads(path.read_text(encoding="utf-8")).get("name")
+            if name in names and name not in found:
+                found[name] = str(path.parent.relative_to(mono)) if path.parent != mono else "."
+        missing = names - set(found)
+        if missing:
+            raise SectionFailed(f"no package.json named {', '.join(sorted(missing))} (services.*.package)")
+        return found
+
+    def _run_in(self, image: str, script: str, *args: str) -> str:
+        """Run a sh script in a labelled throwaway container of `image`; its stdout (fails on a non-zero exit)."""
+        container = self.client.containers.run(
+            image,
+            list(args),
+            entrypoint=["sh", "-c", script, "sh"],
+            detach=True,
+            labels=self.labels,
+            name=f"{self.prefix}-probe-{secrets.token_hex(3)}",
+            network_disabled=True,
+        )
+        try:
+            code = container.wait(timeout=WAIT_SECONDS)["StatusCode"]
+            out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
+            if code != 0:
+                raise SectionFailed(f"a measurement in {image} exited {code}: {_logs(container)}")
+            return out
+        finally:
+            container.remove(force=True)
 
     def section_start(self) -> None:
         image = self.ensure_kit_image()
@@ -373,18 +475,30 @@ class BenchRun:
             )
         first = tuple(r["first_200_seconds"] for r in runs)
         healthy = tuple(r["healthy_seconds"] for r in runs)
+        gap = tuple(r["healthy_seconds"] - r["first_200_seconds"] for r in runs)
         self.record("start.first_200_seconds", B.median(first), samples=first)
         self.record("start.healthy_seconds", B.median(healthy), samples=healthy)
-        self.details["start"] = {"runs": runs}
+        self.record("start.healthy_after_first_200_seconds", B.median(gap), samples=gap)
+        self.details["start"] = {"runs": runs, "healthcheck": self._healthcheck(image)}
+
+    def _healthcheck(self, image: str) -> dict[str, Any]:
+        """The image's HEALTHCHECK schedule as the engine stored it (nanoseconds in the API; seconds here)."""
+        attrs = self._image_attrs(image) or {}
+        hc = (attrs.get("Config") or {}).get("Healthcheck") or {}
+        out: dict[str, Any] = {"test": hc.get("Test")}
+        for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
+            if key in hc:
+                out[key] = hc[key] / 1e9
+        out["Retries"] = hc.get("Retries")
+        return out
 
     def section_proxy(self) -> None:
         image = self.ensure_kit_image()
         self.ensure_stack(image)
         container, _ = self.start_app(image, "proxy")
         ip = self._ip(container)
-        health = self.cfg.health.path
-        self._wait_status(container, f"http://{ip}{health}", time.monotonic())
-        self._wait_status(container, f"http://{ip}/", time.monotonic())
+        for route in self.routes:
+            self._wait_status(container, f"http://{ip}{route.path}", time.monotonic())
         pid = int(container.attrs["State"]["Pid"])
         probe = self.runner.run(Command(("nsenter", f"--target={pid}", "--net", "--", "true")), check=False, quiet=True)
         if not probe.ok:
@@ -392,37 +506,106 @@ class BenchRun:
                 f"cannot enter the app container's network namespace ({_last_line(probe) or 'nsenter failed'})",
                 "run `inv bench` as root on a Linux Docker engine (nsenter needs CAP_SYS_ADMIN)",
             )
+        threads = os.cpu_count() or 1
+        configs = self.start_peers(pid, threads)
         s = self.settings
         cells: dict[str, Any] = {}
         self.details["proxy"] = {
             "container": container.name,
-            "method": "wrk on the host inside the container's network namespace (nsenter --net)",
+            "method": "wrk, HAProxy and Caddy on the host inside the container's network namespace (nsenter --net)",
+            "routes": [{"key": r.key, "path": r.path, "service": r.service, "port": r.port} for r in self.routes],
+            "paths": list(B.PATHS),
+            "peer_threads": threads,
+            "peer_configs": configs,
             "cells": cells,
         }
-        for route, (path, service, _share) in B.ROUTES.items():
-            port = self.cfg.services[service].port
-            urls = {"direct": f"http://127.0.0.1:{port}{path}", "proxied": f"http://127.0.0.1:80{path}"}
-            for conns in B.CONNECTIONS:
-                load_before = load_average()
-                for which in ("direct", "proxied"):
-                    self._wrk(pid, urls[which], conns, s.wrk_warmup_seconds)
-                segments: dict[str, list[B.WrkResult]] = {"direct": [], "proxied": []}
-                for which in B.abba(s.segments):
-                    segments[which].append(self._wrk(pid, urls[which], conns, s.wrk_segment_seconds))
-                direct, proxied = B.PathStats.of(segments["direct"]), B.PathStats.of(segments["proxied"])
-                for fig in B.proxy_figures(self.index, route, conns, direct, proxied):
-                    self.figures[fig.spec.key] = fig
-                cells[f"{route}.c{conns}"] = {
-                    "urls": urls,
-                    "direct": direct.to_json(),
-                    "proxied": proxied.to_json(),
-                    "load_average_before": load_before,
-                    "load_average_after": load_average(),
-                }
-                self.say(
-                    f"==> proxy {path} c{conns}: {proxied.rps:,.0f} req/s via nginx vs {direct.rps:,.0f} direct "
-                    f"({proxied.rps / direct.rps:.0%}), p99 {proxied.p99_ms:.2f} vs {direct.p99_ms:.2f} ms"
-                )
+        ports = {"nginx": 80, **B.PEER_PORTS}
+        all_urls = []
+        for route in self.routes:
+            all_urls += [f"http://127.0.0.1:{port}{route.path}" for port in (route.port, *ports.values())]
+        self._wait_in_namespace(pid, all_urls)
+        try:
+            for route in self.routes:
+                urls = {"direct": f"http://127.0.0.1:{route.port}{route.path}"}
+                urls |= {proxy: f"http://127.0.0.1:{port}{route.path}" for proxy, port in ports.items()}
+                for conns in B.CONNECTIONS:
+                    load_before = load_average()
+                    for which in B.PATHS:
+                        self._wrk(pid, urls[which], conns, s.wrk_warmup_seconds)
+                    segments: dict[str, list[B.WrkResult]] = {which: [] for which in B.PATHS}
+                    for which in B.rotation(B.PATHS, s.segments):
+                        segments[which].append(self._wrk(pid, urls[which], conns, s.wrk_segment_seconds))
+                    stats = {which: B.PathStats.of(segments[which]) for which in B.PATHS}
+                    for fig in B.proxy_figures(self.index, route.key, conns, stats):
+                        self.figures[fig.spec.key] = fig
+                    cells[f"{route.key}.c{conns}"] = {
+                        "path": route.path,
+                        "connections": conns,
+                        "urls": urls,
+                        **{which: stats[which].to_json() for which in B.PATHS},
+                        "load_average_before": load_before,
+                        "load_average_after": load_average(),
+                    }
+                    self.say(f"==> proxy {route.path} c{conns}: {B.cell_summary(stats)}")
+        finally:
+            self.stop_peers()
+
+    def start_peers(self, pid: int, threads: int) -> dict[str, str]:
+        """HAProxy and Caddy, configured from atbb.yaml, in the app container's network namespace."""
+        folder = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-peers-"))
+        self._temp_dirs.append(folder)
+        configs = {}
+        for kind, port in B.PEER_PORTS.items():
+            if shutil.which(kind) is None:
+                raise SectionFailed(f"{kind} is not installed", f"apt-get install {kind} (scripts/bootstrap.sh)")
+            text = B.render_peer_config(kind, self.cfg, port=port, threads=threads)
+            path = folder / B.PEER_TEMPLATES[kind].removesuffix(".template")
+            path.write_text(text, encoding="utf-8")
+            configs[kind] = text
+            # Caddy keeps state under HOME/XDG folders: a private one, never the invoking user's.
+            env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder), "XDG_CONFIG_HOME": str(folder)}
+            env["GOMAXPROCS"] = str(threads)
+            log = (folder / f"{kind}.log").open("wb")
+            cmd = B.peer_command(kind, pid, path)
+            proc = subprocess.Popen(
+                list(cmd.argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+            log.close()
+            self._processes.append(proc)
+            time.sleep(0.2)
+            if proc.poll() is not None:
+                tail = (folder / f"{kind}.log").read_text(errors="replace").strip().splitlines()[-3:]
+                raise SectionFailed(f"{kind} exited {proc.returncode} at start: {' / '.join(tail)}")
+        return configs
+
+    def _wait_in_namespace(self, pid: int, urls: list[str]) -> None:
+        """Until every URL answers 200 from inside the container's network namespace (peers start in ms)."""
+        script = (
+            "import sys, time, urllib.request\n"
+            "deadline = time.monotonic() + 20\n"
+            "for url in sys.argv[1:]:\n"
+            "    while True:\n"
+            "        try:\n"
+            "            if urllib.request.urlopen(url, timeout=2).status == 200: break\n"
+            "        except Exception as exc:\n"
+            "            if time.monotonic() > deadline: sys.exit(f'{url}: {exc}')\n"
+            "        time.sleep(0.05)\n"
+        )
+        cmd = Command(("nsenter", f"--target={pid}", "--net", "--", sys.executable, "-c", script, *urls))
+        result = self.runner.run(cmd, capture=True, quiet=True, check=False)
+        if not result.ok:
+            raise SectionFailed(f"a proxy did not answer 200: {_last_line(result)}")
+
+    def stop_peers(self) -> None:
+        while self._processes:
+            proc = self._processes.pop()
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
 
     def _wrk(self, pid: int, url: str, conns: int, seconds: int) -> B.WrkResult:
         cmd = B.wrk_command(pid, url, connections=conns, seconds=seconds, threads=self.settings.wrk_threads)
@@ -595,6 +778,7 @@ class BenchRun:
         """Remove every container, network and image carrying this run's label, and the temp folders."""
         from atbb_kit.engine import remove_labelled
 
+        self.stop_peers()
         problems = remove_labelled(self.client, f"{B.LABEL}={self.run_id}", ("container", "network", "image"))
         for path in self._temp_dirs:
             shutil.rmtree(path, ignore_errors=True)
@@ -703,7 +887,7 @@ def run_bench(
     machine["builder"] = bench.cli.builder if bench.cli else None
     machine["load_average_end"] = load_average()
     complete = tuple(sections) == B.SECTIONS
-    specs = B.catalog(quick=quick, complete=complete)
+    specs = B.catalog(quick=quick, complete=complete, routes=bench.routes)
     total = time.monotonic() - started
     index = B.spec_index(specs)
     bench.figures["bench.total_seconds"] = B.Figure(index["bench.total_seconds"], total)

@@ -15,7 +15,7 @@ export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 APT_PACKAGES=(
     docker.io docker-compose debootstrap nginx busybox dash docker-registry apache2-utils caddy
-    wrk hyperfine postgresql-15 ca-certificates git tini chromium
+    wrk hyperfine postgresql-15 ca-certificates git tini chromium haproxy
 )
 
 now_ms() { date +%s%3N; }

@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from atbb_kit import bench as B
-from tests.conftest import run_inv
+from tests.conftest import ROOT, run_inv
 from tests.e2e.conftest import _unavailable
 
 FIGURE_FIELDS = {
@@ -36,16 +36,23 @@ NOT_IN_QUICK = {"build.dependency_added_seconds"}
 
 
 @pytest.fixture(scope="module")
+def routes():
+    from atbb_kit.config import load_config
+
+    return B.bench_routes(load_config(ROOT / "atbb.yaml", environ={}))
+
+
+@pytest.fixture(scope="module")
 def quick_bench(docker_client, test_images, tmp_path_factory):
-    # The proxy section runs the host's wrk inside the app container's network namespace.
-    missing = [tool for tool in ("wrk", "nsenter") if shutil.which(tool) is None]
+    # The proxy section runs the host's wrk, HAProxy and Caddy inside the app container's network namespace.
+    missing = [tool for tool in ("wrk", "nsenter", "haproxy", "caddy") if shutil.which(tool) is None]
     if missing:
         _unavailable(f"inv bench needs {', '.join(missing)} (scripts/bootstrap.sh installs them)")
     if os.geteuid() != 0:
         _unavailable("inv bench's proxy section needs root (nsenter into a container's network namespace)")
     out = tmp_path_factory.mktemp("bench")
     # Not the default bench/results.json: a test must not replace the numbers of someone's full run.
-    paths = {"json": out / "results.json", "markdown": out / "results.md"}
+    paths = {"json": out / "results.json", "markdown": out / "results.md", "charts": out / "charts"}
     proc = run_inv(
         "bench",
         "--quick",
@@ -53,15 +60,17 @@ def quick_bench(docker_client, test_images, tmp_path_factory):
         str(paths["json"]),
         "--markdown",
         str(paths["markdown"]),
+        "--charts",
+        str(paths["charts"]),
         env=test_images,
         timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return json.loads(paths["json"].read_text()), paths["markdown"].read_text(), proc
+    return json.loads(paths["json"].read_text()), paths["markdown"].read_text(), proc, paths["charts"]
 
 
 def test_document_has_every_top_level_and_machine_field(quick_bench):
-    doc, _, _ = quick_bench
+    doc, *_ = quick_bench
     assert tuple(doc) == B.DOCUMENT_FIELDS
     assert doc["schema_version"] == B.SCHEMA_VERSION
     assert doc["mode"] == "quick"
@@ -79,17 +88,17 @@ def test_document_has_every_top_level_and_machine_field(quick_bench):
 
 
 def test_every_section_ran(quick_bench):
-    doc, _, _ = quick_bench
+    doc, *_ = quick_bench
     assert set(doc["sections"]) == set(B.SECTIONS)
     for name, section in doc["sections"].items():
         assert section["status"] == "ok", (name, section)
         assert isinstance(section["seconds"], float)
 
 
-def test_every_figure_is_there_with_every_field(quick_bench):
-    doc, _, _ = quick_bench
+def test_every_figure_is_there_with_every_field(quick_bench, routes):
+    doc, *_ = quick_bench
     keys = [f["key"] for f in doc["figures"]]
-    assert keys == [s.key for s in B.catalog(quick=True)]
+    assert keys == [s.key for s in B.catalog(quick=True, routes=routes)]
     for fig in doc["figures"]:
         assert set(fig) == FIGURE_FIELDS, fig["key"]
         if fig["key"] in NOT_IN_QUICK:
@@ -106,31 +115,44 @@ def test_every_figure_is_there_with_every_field(quick_bench):
             assert isinstance(fig["ratio"], int | float), fig
 
 
-def test_raw_measurements_are_kept(quick_bench):
-    doc, _, _ = quick_bench
+def test_raw_measurements_are_kept(quick_bench, routes):
+    doc, *_ = quick_bench
     details = doc["details"]
     assert len(details["start"]["runs"]) == B.settings_for(True).start_runs
-    cells = details["proxy"]["cells"]
-    assert set(cells) == {f"{r}.c{c}" for r in B.ROUTES for c in B.CONNECTIONS}
+    assert details["start"]["healthcheck"]["Interval"] > 0  # the schedule behind the healthy figure
+    proxy = details["proxy"]
+    assert [r["path"] for r in proxy["routes"]] == [r.path for r in routes]
+    assert set(proxy["peer_configs"]) == set(B.PEERS)
+    cells = proxy["cells"]
+    assert set(cells) == {f"{r.key}.c{c}" for r in routes for c in B.CONNECTIONS}
     for cell in cells.values():
-        for path in ("direct", "proxied"):
+        for path in B.PATHS:
             segments = cell[path]["segments"]
             assert len(segments) == B.settings_for(True).segments
             assert all({"requests", "rps", "latency_ms"} <= set(s) for s in segments)
             assert all({"50", "99"} <= set(s["latency_ms"]) for s in segments)
-    assert {"base", "kit", "naive"} <= set(details["image"])
+            assert cell[path]["errors"] == 0, (path, cell[path])  # every proxy really served the route
+    assert {"base", "kit", "naive", "needs", "kit_layers"} <= set(details["image"])
+    assert set(details["image"]["needs"]) == {"appview", "web"}
 
 
 def test_markdown_and_table_name_the_targets(quick_bench):
-    _, markdown, proc = quick_bench
+    _, markdown, proc, _ = quick_bench
     assert "| figure | value | baseline | ratio | target | met |" in markdown
-    for label in ("≤ 35% of cold", "< 2 s", "≥ 70% of direct", "≤ 1.5× bare", "< 30 MB"):
+    for label in ("≤ 30% of cold", "< 2 s", "≥ 95% of direct", "≥ 95% of the best peer", "≤ 150 µs", "≤ 1.5× bare"):
         assert label in markdown
         assert label in proc.stdout
 
 
+def test_charts_are_drawn_and_linked(quick_bench):
+    _, markdown, _, charts = quick_bench
+    for section in B.SECTIONS:
+        assert (charts / f"{section}.svg").is_file(), section
+        assert f"({os.path.relpath(charts / f'{section}.svg', charts.parent)})" in markdown
+
+
 def test_nothing_is_left_behind(quick_bench, docker_client):
-    doc, _, _ = quick_bench
+    doc, *_ = quick_bench
     selector = {"label": f"{B.LABEL}={doc['run_id']}"}
     assert docker_client.containers.list(all=True, filters=selector) == []
     assert docker_client.networks.list(filters=selector) == []
