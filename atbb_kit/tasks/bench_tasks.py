@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from atbb_kit.tasks._base import kit, kit_task
@@ -14,6 +15,20 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _draw_charts(doc, folder):
+    """The SVG charts of a run; without matplotlib the run is still complete, only chartless."""
+    from atbb_kit.bench_charts import ChartsUnavailable, write_charts
+
+    try:
+        drawn = write_charts(doc, folder)
+    except ChartsUnavailable as exc:
+        _say(f"==> charts skipped: {exc}")
+        return {}
+    for path in drawn.values():
+        _say(f"==> drew {path}")
+    return drawn
+
+
 @kit_task(
     help={
         "quick": "Fewer and shorter runs (about 2-3 minutes): 2 starts, 3 s of wrk per path, no dependency rebuild.",
@@ -22,9 +37,10 @@ def _say(text: str) -> None:
         "json": f"Where to write the results document (default {RESULTS_JSON}).",
         "markdown": f"Where to write the Markdown table (default {RESULTS_MARKDOWN}, complete full runs only).",
         "nginx_conf": "Build the measured image with this nginx.conf instead of nginx/nginx.conf (tuning trials).",
+        "charts": "Also draw the SVG charts into this folder (default: next to the Markdown, when it is written).",
     }
 )
-def bench(c, quick=False, only=None, base=None, json_=None, markdown=None, nginx_conf=None):
+def bench(c, quick=False, only=None, base=None, json_=None, markdown=None, nginx_conf=None, charts=None):
     """Benchmark image size, build caching, start-up, nginx overhead and CLI speed; write the results."""
     import json
     from pathlib import Path
@@ -35,7 +51,7 @@ def bench(c, quick=False, only=None, base=None, json_=None, markdown=None, nginx
     from atbb_kit.errors import KitError
 
     flags.image_ref("base", base)
-    for flag, value in (("json", json_), ("markdown", markdown), ("nginx-conf", nginx_conf)):
+    for flag, value in (("json", json_), ("markdown", markdown), ("nginx-conf", nginx_conf), ("charts", charts)):
         if value is not None:
             flags.path(flag, value)
     try:
@@ -76,13 +92,20 @@ def bench(c, quick=False, only=None, base=None, json_=None, markdown=None, nginx
     # The committed results page only ever shows a complete full run with every section measured; a quick,
     # partial or broken run would replace good numbers with lesser ones.
     complete = not quick and sections == B.SECTIONS and not outcome.failed
-    if markdown or complete:
-        md_path = Path(markdown) if markdown else root / RESULTS_MARKDOWN
+    md_path = (Path(markdown) if markdown else root / RESULTS_MARKDOWN) if (markdown or complete) else None
+    # The charts go with the Markdown that links them (docs/performance-results/ for the default page).
+    charts_dir = Path(charts) if charts else (md_path.with_suffix("") if md_path else None)
+    drawn = _draw_charts(outcome.doc, charts_dir) if charts_dir else {}
+    if md_path is not None:
         md_path.parent.mkdir(parents=True, exist_ok=True)
-        md_path.write_text(B.render_markdown(outcome.doc, outcome.figures), encoding="utf-8")
+        links = {section: os.path.relpath(path, md_path.parent) for section, path in drawn.items()}
+        md_path.write_text(B.render_markdown(outcome.doc, outcome.figures, links), encoding="utf-8")
         _say(f"==> wrote {md_path}")
     else:
-        _say(f"==> {RESULTS_MARKDOWN} left as it was (only a complete full run rewrites it; see --markdown)")
+        _say(
+            f"==> {RESULTS_MARKDOWN} left as it was (only a complete full run rewrites it; see --markdown, "
+            "and --charts for the charts)"
+        )
 
     missed = [f.spec.label for f in outcome.figures if f.verdict == B.NOT_MET]
     if missed:
