@@ -336,6 +336,20 @@ class Repository:
             raise RegistryError(f"registry {self.registry} sent a blob that does not match {digest}", "retry later")
         return body
 
+    def referrers(self, digest: str) -> list[dict] | None:
+        """The OCI 1.1 referrers API's descriptors for `digest`; None when the registry has no such API."""
+        status, _, body = self.client.request(
+            "GET", f"/v2/{self.repository}/referrers/{digest}", {"Accept": "application/vnd.oci.image.index.v1+json"}
+        )
+        if status in (404, 405, 400):
+            return None
+        if status != 200:
+            raise self._failed(status, body, f"the referrers of {digest}", "query")
+        try:
+            return [m for m in json.loads(body).get("manifests") or [] if isinstance(m, dict)]
+        except (ValueError, AttributeError):
+            return None
+
     def has_blob(self, digest: str) -> bool:
         status, _, body = self.client.request("HEAD", self._path("blobs", digest), {})
         if status in (200, 404):
@@ -374,13 +388,18 @@ class Repository:
         A registry that does not take the media type (an index on a registry without OCI support) answers
         400 MANIFEST_INVALID / UNSUPPORTED or 415: that refusal gets its own message.
         """
+        return self.put_manifest_answer(reference, media_type, body)[0]
+
+    def put_manifest_answer(self, reference: str, media_type: str, body: bytes) -> tuple[str, Mapping[str, str]]:
+        """put_manifest, plus the response headers (OCI-Subject says the registry indexes referrers)."""
         self._ask_for_push_scope()
         status, resp_headers, answer = self.client.request(
             "PUT", self._path("manifests", reference), {"Content-Type": media_type}, data=body
         )
         if status in (200, 201):
             digest = resp_headers.get("Docker-Content-Digest", "")
-            return digest if _DIGEST.fullmatch(digest) else "sha256:" + hashlib.sha256(body).hexdigest()
+            digest = digest if _DIGEST.fullmatch(digest) else "sha256:" + hashlib.sha256(body).hexdigest()
+            return digest, resp_headers
         detail = error_messages(answer)
         if status == 415 or (status == 400 and re.search(r"manifest_invalid|unsupported", detail.lower())):
             kind = "image indexes" if "index" in media_type or "list" in media_type else "this manifest type"

@@ -27,7 +27,7 @@ def build_namespace() -> Collection:
     ns.add_task(image.image)
     ns.add_task(release_tasks.tags)
     ns.add_task(release_tasks.push)
-    for t in (multiarch_tasks.platforms, multiarch_tasks.release):
+    for t in (multiarch_tasks.platforms, multiarch_tasks.release, multiarch_tasks.sbom, multiarch_tasks.verify):
         ns.add_task(t)
     ns.add_task(smoke_tasks.smoke)
     ns.add_task(bench_tasks.bench)

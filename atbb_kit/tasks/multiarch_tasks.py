@@ -44,7 +44,7 @@ def _api_login(k, action: str):
     return registry, login, _credentials(login)
 
 
-def push_by_digest(k, plan, image, digest_file):
+def push_by_digest(k, plan, image, digest_file, sbom=True):
     """Push the local image without a tag through the registry's API; print and record its digest."""
     import json
     import tempfile
@@ -52,7 +52,7 @@ def push_by_digest(k, plan, image, digest_file):
 
     from atbb_kit import commands
     from atbb_kit.errors import KitError
-    from atbb_kit.multiarch import image_from_archive, normalize_platform, platform_of, push_image, slug
+    from atbb_kit.multiarch import image_from_archive, manifest_for, normalize_platform, platform_of, push_image, slug
     from atbb_kit.publish import docker_client, failure_reason
     from atbb_kit.registry_api import Repository, split_reference
     from atbb_kit.runner import Command, argv
@@ -95,7 +95,11 @@ def push_by_digest(k, plan, image, digest_file):
         archive.unlink()
         saved = platform_of(json.loads(config))
         digest, sent = push_image(store, config, layers, stderr_line)
+        manifest_size = len(manifest_for(config, layers))
     stderr_line(f"pushed {repository}@{digest} ({normalize_platform(saved)}, {sent} bytes uploaded)")
+    sbom_line = ""
+    if sbom:
+        sbom_line = attach_sbom(k, store, docker, source, plan.labels, platform, digest, manifest_size)
     if digest_file:
         target = Path(digest_file)
         if target.is_dir() or digest_file.endswith("/"):
@@ -103,9 +107,55 @@ def push_by_digest(k, plan, image, digest_file):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(digest + "\n")
     summary = f"### Pushed `{repository}` for {platform} by digest\n\n`{digest}` (no tag; `inv release` adds them)\n"
+    summary += sbom_line
     outputs = {"digest": digest, "platform": platform, "slug": slug(platform), "repository": repository}
     write_github(os.environ, outputs, summary)
     return digest
+
+
+def attach_sbom(k, store, docker, source, labels, platform, digest, size) -> str:
+    """Generate the image's CycloneDX SBOM, keep it in build/sbom/, attach it to `digest`; a summary line."""
+    from datetime import UTC, datetime
+
+    from atbb_kit.multiarch import OCI_MANIFEST, slug
+    from atbb_kit.sbom import SBOM_TYPE, attach, describe_counts, generate, summarize
+
+    document = generate(docker, source, labels).encode()
+    out = k.cfg.root() / "build" / "sbom" / f"{slug(platform)}.cdx.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(document)
+    counts = describe_counts(summarize(document))
+    created = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    subject = {"mediaType": OCI_MANIFEST, "digest": digest, "size": size}
+    ref, how = attach(store, subject, SBOM_TYPE, document, {"org.opencontainers.image.created": created})
+    stderr_line(f"sbom: {counts}, CycloneDX, attached as {ref[:19]}… through the {how}; a copy in {out}")
+    return f"\nSBOM (CycloneDX): {counts}, attached to the image (`{ref[:19]}…`)\n"
+
+
+@kit_task(
+    help={
+        "image": "Local image to describe (default: the plan's first reference, as tagged by `inv image`).",
+        "output": "Write the CycloneDX JSON here (default: build/sbom/<platform>.cdx.json).",
+    }
+)
+def sbom(c, image=None, output=None):
+    """Write the image's SBOM (CycloneDX: OS packages and the Node packages in it) and print its counts."""
+    from pathlib import Path
+
+    from atbb_kit.publish import docker_client
+    from atbb_kit.release import plan_for
+    from atbb_kit.sbom import describe_counts, generate, summarize
+
+    k = kit(c)
+    plan = plan_for(k.cfg)
+    source = image or plan.primary
+    document = generate(docker_client(), source, plan.labels)
+    out = Path(output) if output else k.cfg.root() / "build" / "sbom" / "image.cdx.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document)
+    counts = describe_counts(summarize(document))
+    print(f"{source}: {counts} -> {out}", flush=True)
+    write_github(os.environ, {"sbom": str(out)}, f"### SBOM of `{source}`\n\n{counts} (CycloneDX, `{out}`)\n")
 
 
 @kit_task(
@@ -158,3 +208,38 @@ def release(c, digest=None, digests_from=None, only=None):
     if index_digest:
         print(index_digest, flush=True)
     sys.stdout.flush()
+
+
+@kit_task(
+    help={
+        "repo": "The GitHub repository (owner/name) whose publish workflow must have built it (default: the "
+        "image's org.opencontainers.image.source label).",
+        "require_provenance": "Fail when the provenance attestation cannot be checked (no gh or cosign).",
+    }
+)
+def verify(c, ref, repo=None, require_provenance=False):
+    """Show a published image's digest, platforms, labels, SBOM and whether its provenance checks out."""
+    from atbb_kit.errors import KitError
+    from atbb_kit.publish import registry_login
+    from atbb_kit.registry_api import Repository
+    from atbb_kit.tasks.release_tasks import _credentials
+    from atbb_kit.verify import check_provenance, inspect, source_repo, split_ref
+
+    registry, repository, _ = split_ref(ref)
+    login, notes = registry_login(os.environ, registry.lower())
+    for note in notes:
+        stderr_line(note)
+    store = Repository(registry, repository, credentials=_credentials(login))
+    report = inspect(store, ref)
+    labelled = source_repo(report.platforms[0].labels) if report.platforms else None
+    if repo and labelled and labelled.lower() != repo.lower():
+        report.problems.append(f"the image says it comes from {labelled}, not {repo}")
+    check_provenance(report, f"{registry}/{repository}@{report.digest}", repo or labelled)
+    for line in report.lines():
+        print(line, flush=True)
+    if report.problems:
+        raise KitError(f"{ref} does not check out: {report.problems[0]}", "do not deploy it; ask its publisher")
+    if report.provenance_ok is False:
+        raise KitError(f"{ref}: provenance {report.provenance}", "do not deploy it; ask its publisher")
+    if report.provenance_ok is None and require_provenance:
+        raise KitError(f"{ref}: provenance {report.provenance}", "install gh or cosign, or drop --require-provenance")

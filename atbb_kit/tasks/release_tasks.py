@@ -78,9 +78,11 @@ PUSH_STAGES = ("immutable", "floating")
         "`inv release`, which creates the multi-platform index and tags it.",
         "digest_file": "With --by-digest: also write the digest to this file (a folder ending in / gets a file "
         "named after the platform, e.g. linux-arm64).",
+        "sbom": "With --by-digest: generate the image's CycloneDX SBOM and attach it to the pushed image "
+        "(default; --no-sbom skips it).",
     }
 )
-def push(c, dry_run=False, image=None, only=None, by_digest=False, digest_file=None):
+def push(c, dry_run=False, image=None, only=None, by_digest=False, digest_file=None, sbom=True):
     """Push the immutable tags, then point the floating ones (latest last) at the highest published builds."""
     from atbb_kit import flags
     from atbb_kit.errors import ConfigError, KitError
@@ -96,7 +98,7 @@ def push(c, dry_run=False, image=None, only=None, by_digest=False, digest_file=N
         from atbb_kit.tasks.multiarch_tasks import push_by_digest
 
         k = kit(c, dry_run=dry_run)
-        digest = push_by_digest(k, plan_for_push(k.cfg), image, digest_file)
+        digest = push_by_digest(k, plan_for_push(k.cfg), image, digest_file, sbom=sbom)
         if digest:
             print(digest, flush=True)
         return
