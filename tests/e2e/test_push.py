@@ -41,7 +41,9 @@ def local_images(registry: Registry, docker_config: Path):
     """Refs a test created in the engine; all removed afterwards so repeated runs do not pile up."""
     refs: list[str] = []
     yield refs
-    remove_image(*refs, *(f"{registry.host}/{REPO}:{t}" for t in (*TAGS, "1.2.4", "1.3.0", "1.3")), config=docker_config)
+    remove_image(
+        *refs, *(f"{registry.host}/{REPO}:{t}" for t in (*TAGS, "1.2.4", "1.3.0", "1.3")), config=docker_config
+    )
 
 
 @pytest.fixture
