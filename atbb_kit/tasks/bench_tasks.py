@@ -1,4 +1,4 @@
-"""`inv bench`: measure the image, the builds, start-up, the nginx hop and the CLI against their targets."""
+"""`inv bench`: measure the image, the builds, start-up, the proxy and the CLI against their targets; draw them."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _draw_charts(doc, folder):
     }
 )
 def bench(c, quick=False, only=None, base=None, json_=None, markdown=None, nginx_conf=None, charts=None):
-    """Benchmark image size, build caching, start-up, nginx overhead and CLI speed; write the results."""
+    """Benchmark image size, build caching, start-up, nginx against its peers and CLI speed; write and chart it."""
     import json
     from pathlib import Path
 
