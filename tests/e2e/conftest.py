@@ -113,3 +113,21 @@ def board_image(docker_client, test_images):
 
 def kit_root() -> Path:
     return ROOT
+
+
+# A real registry (Debian's docker-registry) on a free loopback port, and a private docker client config,
+# for the modules that push; tests/e2e/test_actions_replay.py keeps its own with the Actions bot's user.
+@pytest.fixture
+def registry(docker_client, tmp_path: Path):
+    from tests.e2e.registry import Registry
+
+    reg = Registry(tmp_path / "registry").start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path) -> Path:
+    path = tmp_path / "docker-config"
+    path.mkdir()
+    return path

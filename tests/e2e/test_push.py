@@ -23,20 +23,6 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @pytest.fixture
-def registry(docker_client, tmp_path: Path):
-    reg = Registry(tmp_path / "registry").start()
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture
-def docker_config(tmp_path: Path) -> Path:
-    path = tmp_path / "docker-config"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def local_images(registry: Registry, docker_config: Path):
     """Refs a test created in the engine; all removed afterwards so repeated runs do not pile up."""
     refs: list[str] = []

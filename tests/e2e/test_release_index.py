@@ -40,20 +40,6 @@ BOTH = "linux/amd64,linux/arm64"
 
 
 @pytest.fixture
-def registry(docker_client, tmp_path: Path):
-    reg = Registry(tmp_path / "registry").start()
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture
-def docker_config(tmp_path: Path) -> Path:
-    path = tmp_path / "docker-config"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def images(docker_config: Path):
     """Two local single-platform images with unique names, removed afterwards."""
     tag = f"atbb-e2e-rel-{uuid.uuid4().hex[:12]}"

@@ -29,13 +29,6 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @pytest.fixture
-def registry(docker_client, tmp_path: Path):
-    reg = Registry(tmp_path / "registry").start()
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture
 def env(registry: Registry, tmp_path: Path) -> dict[str, str]:
     config = tmp_path / "docker-config"
     config.mkdir()
