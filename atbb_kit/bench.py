@@ -760,6 +760,17 @@ def with_args(cmd: Command, *args: str) -> Command:
     return replace(cmd, argv=(*cmd.argv[:-1], *args, cmd.argv[-1]))
 
 
+_STEP = re.compile(r"^#(\d+) \[(?!internal\])")
+_CACHED = re.compile(r"^#(\d+) CACHED\s*$")
+
+
+def build_steps(output: str) -> dict[str, int]:
+    """Dockerfile steps in BuildKit's plain progress output: how many there were and how many were cached."""
+    steps = {m.group(1) for line in output.splitlines() if (m := _STEP.match(line))}
+    cached = {m.group(1) for line in output.splitlines() if (m := _CACHED.match(line))}
+    return {"steps": len(steps), "cached": len(cached & steps)}
+
+
 SOURCE_SUFFIXES = (".ts", ".tsx", ".mts", ".js", ".mjs", ".jsx")
 
 

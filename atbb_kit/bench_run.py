@@ -199,6 +199,9 @@ class BenchRun:
         if not result.ok:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
             raise SectionFailed(f"docker build of {tag} failed:\n{tail}", "see the build output above")
+        # Which steps ran and which came from the cache: a "nothing changed" rebuild that ran steps means
+        # the build cache was pruned or collected under it (a shared engine), not that the Dockerfile broke.
+        self.details.setdefault("build_steps", []).append({"tag": tag, **B.build_steps(result.stdout + result.stderr)})
         return result.seconds
 
     def ensure_kit_image(self) -> str:

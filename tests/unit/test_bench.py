@@ -456,6 +456,30 @@ def test_pick_source_file(paths, picked):
     assert B.pick_source_file(paths) == picked
 
 
+BUILD_OUTPUT = """\
+#1 [internal] load build definition from Dockerfile
+#1 DONE 0.0s
+
+#4 [runtime 1/9] FROM docker.io/atbb-standin/node:22
+#4 CACHED
+
+#5 [pnpm 2/3] RUN npm install --global "pnpm@9.15.9"
+#5 CACHED
+
+#9 [build 1/2] COPY --from=sources /sources/ ./
+#9 DONE 0.4s
+
+#10 [build 2/2] RUN pnpm build
+#10 0.512 > turbo run build
+#10 DONE 3.1s
+"""
+
+
+def test_build_steps_count_what_ran_and_what_was_cached():
+    assert B.build_steps(BUILD_OUTPUT) == {"steps": 4, "cached": 2}  # [internal] steps are not Dockerfile steps
+    assert B.build_steps("") == {"steps": 0, "cached": 0}
+
+
 # --- the image and what its services need ----------------------------------------------------------------
 
 
