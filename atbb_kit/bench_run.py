@@ -300,7 +300,7 @@ class BenchRun:
             raise SectionFailed(f"no source file under {self.ws_cfg.monorepo}/*/src to change")
         with (mono / source).open("a", encoding="utf-8") as fh:
             fh.write(f"\n// atbb-bench {self.run_id}: one changed source file\n")
-        info["source_file"] = f"{self.ws_cfg.monorepo}/{source}"
+        info["source_file"] = source if self.ws_cfg.monorepo in ("", ".") else f"{self.ws_cfg.monorepo}/{source}"
         self.say(f"==> build: after changing {info['source_file']}")
         changed = self.docker_build(self.image("kit-source"))
         self.record("build.source_change_seconds", changed, cold)
