@@ -181,8 +181,8 @@ class BenchRun:
             self.cli = engine.detect_cli(self.runner)
         return self.cli
 
-    def docker_build(self, tag: str, *, dockerfile: Path | None = None, no_cache: bool = False, args=None) -> float:
-        """One `docker build` of the workspace with the kit's own argv builder; returns its wall time."""
+    def _build_command(self, tag: str, *, dockerfile: Path | None = None, no_cache: bool = False, args=None):
+        """`docker build` of the workspace with the kit's own argv builder, labelled with this run."""
         ws = self.prepare_workspace()
         cli = self._builder()
         cmd = commands.docker_build(
@@ -195,7 +195,12 @@ class BenchRun:
             labels={},
             no_cache=no_cache,
         )
-        result = self.runner.run(B.with_label(cmd, B.LABEL, self.run_id), capture=True, quiet=True, check=False)
+        return B.with_label(cmd, B.LABEL, self.run_id)
+
+    def docker_build(self, tag: str, *, dockerfile: Path | None = None, no_cache: bool = False, args=None) -> float:
+        """One `docker build` of the workspace with the kit's own argv builder; returns its wall time."""
+        cmd = self._build_command(tag, dockerfile=dockerfile, no_cache=no_cache, args=args)
+        result = self.runner.run(cmd, capture=True, quiet=True, check=False)
         if not result.ok:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
             raise SectionFailed(f"docker build of {tag} failed:\n{tail}", "see the build output above")
@@ -402,18 +407,7 @@ class BenchRun:
         two services share counts twice: the sum is what separate per-service images would add.
         """
         stage = self.image("build-stage")
-        ws = self.prepare_workspace()
-        cli = self._builder()
-        cmd = commands.docker_build(
-            cli.path,
-            cli.builder,
-            context=ws,
-            dockerfile=ws / "docker" / "Dockerfile",
-            tags=[stage],
-            args=commands.build_args(self.ws_cfg, context=ws),
-            labels={},
-        )
-        cmd = B.with_label(B.with_args(cmd, "--target", "build"), B.LABEL, self.run_id)
+        cmd = B.with_args(self._build_command(stage), "--target", "build")
         result = self.runner.run(cmd, capture=True, quiet=True, check=False)
         if not result.ok:
             raise SectionFailed(f"docker build --target build failed: {_last_line(result)}")

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -239,10 +240,15 @@ class ServiceConfig(_Strict):
             for key, template in _MOVED_SERVICE_KEYS.items():
                 if key in data:
                     raise ValueError(template.format(value=data[key]))
-            for key, value in list((data.get("env") or {}).items()) if isinstance(data.get("env"), dict) else []:
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    data = {**data, "env": {**data["env"], key: str(value)}}
         return data
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, env: Any) -> Any:
+        # `PORT: 3000` in YAML is a number; an environment value is always text (booleans stay errors).
+        if isinstance(env, dict):
+            return {k: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for k, v in env.items()}
+        return env
 
 
 class RouteConfig(_Strict):

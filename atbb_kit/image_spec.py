@@ -28,8 +28,6 @@ LOOPBACK = "127.0.0.1"
 MIGRATE_ARGS = ("migrate",)
 # Where `migrate.package` is deployed inside the image (pnpm deploy output).
 MIGRATE_DIR = "/migrate"
-# Arguments that name a file the command will open: a "/" in them, or a script or data extension.
-_FILE_ARG = re.compile(r"[^=:]*(/|\.(?:js|mjs|cjs|ts|mts|cts|json)$)")
 
 
 def url(cfg: Any, service: str) -> str:
@@ -99,11 +97,6 @@ def migrate_spec(cfg: Any) -> str:
             _assign("migrate_argv", _words(m.command)),
         ]
     )
-
-
-def file_arguments(command: Any) -> list[str]:
-    """The arguments of `command` (after the program) that name files, which the image must contain."""
-    return [a for a in list(command)[1:] if not a.startswith("-") and "://" not in a and _FILE_ARG.fullmatch(a)]
 
 
 def kit_paths_inside(monorepo: Path, paths: list[Path]) -> list[str]:

@@ -271,10 +271,6 @@ class Http:
         return json.loads(self.body)
 
 
-def _is_json(resp: Http) -> bool:
-    return resp.content_type.split(";")[0].strip().lower() in ("application/json", "application/problem+json")
-
-
 def judge_health(resp: Http, status: int = 200, body: str | None = None) -> CheckFailed | None:
     """health.status, and health.body within the answer when set (atbb.yaml's `health:`)."""
     if resp.status != status:
