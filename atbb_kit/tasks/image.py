@@ -18,7 +18,7 @@ from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
     },
 )
 def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, cache=None, dry_run=False):
-    """Build the Docker image (nginx + appview + web) with release tags; fail when over the size budget."""
+    """Build the Docker image (the services of atbb.yaml behind nginx) with release tags; fail over budget."""
     from atbb_kit import commands, engine, flags, nginx_conf
     from atbb_kit.errors import KitError
     from atbb_kit.release import plan_for

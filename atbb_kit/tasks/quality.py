@@ -208,7 +208,7 @@ def test(c, suite="all", monorepo=True, pytest_args="", dry_run=False):
 
 @kit_task(help={"dry_run": DRY_RUN_HELP})
 def build(c, dry_run=False):
-    """Compile the monorepo with `pnpm turbo run build` (lexicon, then db, appview and web)."""
+    """Compile the monorepo with `pnpm turbo run build` (every package, in turbo's dependency order)."""
     _run_build(kit(c, dry_run=dry_run))
 
 
