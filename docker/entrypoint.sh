@@ -9,7 +9,7 @@
 #   anything else       exec it (sh, node -v, ...)
 #
 # What to run comes from $ATBB_SPEC (/etc/atbb/services.sh), rendered from atbb.yaml by the kit
-# (atbb_kit/image_spec.py): quoted sh assignments, so argument lists keep their words exactly and no
+# (atbb_kit/core/image_spec.py): quoted sh assignments, so argument lists keep their words exactly and no
 # command is ever interpreted by a shell.
 # Docker restarts a container only when it exits, never because it is unhealthy; so a dead child ends the
 # container (non-zero) instead of leaving a half-working app behind a green port.

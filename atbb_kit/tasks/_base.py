@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from invoke import Exit, task
 
 if TYPE_CHECKING:
-    from atbb_kit.config import Config
-    from atbb_kit.runner import Runner
+    from atbb_kit.core.config import Config
+    from atbb_kit.infra.runner import Runner
 
 DRY_RUN_HELP = "Print the commands that would run (secrets as ***) and run nothing."
 
@@ -29,7 +29,7 @@ def debug_enabled() -> bool:
 
 def report(exc: BaseException) -> int:
     """The one error boundary: a KitError becomes `error: <what> — <fix>`; anything else is a kit bug."""
-    from atbb_kit.errors import KitError
+    from atbb_kit.core.errors import KitError
 
     if isinstance(exc, KitError):
         lines = exc.what.splitlines() or [exc.what]
@@ -77,14 +77,14 @@ class Kit:
 
 def kit(c: Any = None, *, dry_run: bool = False, overrides: dict[str, Any] | None = None) -> Kit:
     """Load the config once for this task call and build the executor."""
-    from atbb_kit.config import load_config
-    from atbb_kit.runner import Runner
+    from atbb_kit.core.config import load_config
+    from atbb_kit.infra.runner import Runner
 
     invoke_dry = bool(c is not None and getattr(getattr(c, "config", None), "run", {}).get("dry", False))
     return Kit(cfg=load_config(overrides=overrides), run=Runner(dry_run=dry_run or invoke_dry))
 
 
 def not_built_yet(name: str, issue: str) -> None:
-    from atbb_kit.errors import KitError
+    from atbb_kit.core.errors import KitError
 
     raise KitError(f"`inv {name}` is not built yet ({issue})", "follow the issue tracker; nothing was run")

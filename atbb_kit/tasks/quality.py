@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
 
 if TYPE_CHECKING:
-    from atbb_kit.linters import LintStep
+    from atbb_kit.ops.lint import LintStep
     from atbb_kit.tasks._base import Kit
 
 # The kit suite the pull-request workflow runs (see .github/workflows/ci.yml for why only unit there);
@@ -62,8 +62,8 @@ def _last_line(text: str) -> str:
 
 
 def _lint_names(only: str) -> list[str]:
-    from atbb_kit import linters
-    from atbb_kit.errors import ConfigError
+    from atbb_kit.core.errors import ConfigError
+    from atbb_kit.ops import lint as linters
 
     try:
         return linters.parse_only(only)
@@ -72,7 +72,7 @@ def _lint_names(only: str) -> list[str]:
 
 
 def _lint_step(k: Kit, step: LintStep, verbose: bool) -> Outcome:
-    from atbb_kit.errors import KitError
+    from atbb_kit.core.errors import KitError
 
     started = time.monotonic()
     if step.missing:
@@ -110,7 +110,7 @@ def _lint_step(k: Kit, step: LintStep, verbose: bool) -> Outcome:
 
 def _run_lint(k: Kit, names: list[str], verbose: bool = False) -> list[Outcome]:
     """Run every selected check, whatever fails along the way; print one summary table."""
-    from atbb_kit import linters
+    from atbb_kit.ops import lint as linters
 
     steps = linters.select(linters.lint_steps(k.cfg), names)
     outcomes = []
@@ -126,7 +126,7 @@ def _run_lint(k: Kit, names: list[str], verbose: bool = False) -> list[Outcome]:
 
 
 def _lint_or_raise(k: Kit, names: list[str], verbose: bool = False) -> None:
-    from atbb_kit.errors import KitError
+    from atbb_kit.core.errors import KitError
 
     failed = [o.name for o in _run_lint(k, names, verbose) if not o.ok]
     if failed and not k.run.dry_run:
@@ -154,8 +154,8 @@ def lint(c, only="", verbose=False, dry_run=False):
 
 
 def _check_suite(suite: str) -> None:
-    from atbb_kit import commands
-    from atbb_kit.errors import ConfigError
+    from atbb_kit.commands import build as commands
+    from atbb_kit.core.errors import ConfigError
 
     choices = (*commands.SUITES, NO_SUITE)
     if suite not in choices:
@@ -165,7 +165,7 @@ def _check_suite(suite: str) -> None:
 def _pytest_args(text: str) -> list[str]:
     import shlex
 
-    from atbb_kit.errors import ConfigError
+    from atbb_kit.core.errors import ConfigError
 
     try:
         return shlex.split(text)
@@ -176,7 +176,7 @@ def _pytest_args(text: str) -> list[str]:
 
 
 def _run_tests(k: Kit, suite: str, monorepo: bool = True, pytest_args: str = "") -> None:
-    from atbb_kit import commands
+    from atbb_kit.commands import build as commands
 
     args = _pytest_args(pytest_args)
     if monorepo:
@@ -186,7 +186,7 @@ def _run_tests(k: Kit, suite: str, monorepo: bool = True, pytest_args: str = "")
 
 
 def _run_build(k: Kit) -> None:
-    from atbb_kit import commands
+    from atbb_kit.commands import build as commands
 
     k.run.run(commands.monorepo_build(k.cfg.monorepo_dir()))
 
@@ -225,7 +225,7 @@ def build(c, dry_run=False):
 )
 def ci(c, suite=PR_SUITE, lint_only="", verbose=False, dry_run=False):
     """Lint, test and build in one go, as the pull-request workflow does; keep going past failures."""
-    from atbb_kit.errors import KitError
+    from atbb_kit.core.errors import KitError
 
     # Bad flags fail before anything runs, not after a five-minute lint.
     _check_suite(suite)

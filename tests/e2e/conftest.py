@@ -92,7 +92,7 @@ def board_images(test_images: dict[str, str]) -> dict[str, str]:
     that scripts/standin-images.sh gives the forum's (the Debian stand-in base is 314 MB, Alpine's ~160)."""
     env = {**test_images, **BOARD_CONFIG}
     if "ATBB_IMAGE_SIZE_BUDGET_MB" in test_images:
-        from atbb_kit.config import load_config
+        from atbb_kit.core.config import load_config
 
         allowance = (
             int(test_images["ATBB_IMAGE_SIZE_BUDGET_MB"])

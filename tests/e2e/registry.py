@@ -143,7 +143,7 @@ class Registry:
     def digest(self, repository: str, tag: str) -> str | None:
         """What `repository:tag` resolves to in the registry now (Docker-Content-Digest), None if absent.
 
-        Written independently of atbb_kit.registry_api so the tests do not check the kit against itself.
+        Written independently of atbb_kit.infra.registry_api so the tests do not check the kit against itself.
         """
         try:
             with self._request("HEAD", f"/v2/{repository}/manifests/{tag}", True, {"Accept": MANIFEST_TYPES}) as r:

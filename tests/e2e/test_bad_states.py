@@ -308,8 +308,8 @@ CASES = [
 @pytest.fixture(scope="module")
 def pg_stack(docker_client, test_images, tmp_path_factory):
     """A PostgreSQL-only Compose stack of the example file, started the way `inv compose-up` starts it."""
-    from atbb_kit import compose
-    from atbb_kit.runner import Runner
+    from atbb_kit.commands import compose
+    from atbb_kit.infra.runner import Runner
     from tests.e2e.stack import wait_for
 
     workdir = tmp_path_factory.mktemp("bad-states-pg")

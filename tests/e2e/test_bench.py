@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from atbb_kit import bench as B
+from atbb_kit.ops import bench as B
 from tests.conftest import ROOT, run_inv
 from tests.e2e.conftest import _unavailable
 
@@ -37,7 +37,7 @@ NOT_IN_QUICK = {"build.dependency_added_seconds"}
 
 @pytest.fixture(scope="module")
 def routes():
-    from atbb_kit.config import load_config
+    from atbb_kit.core.config import load_config
 
     return B.bench_routes(load_config(ROOT / "atbb.yaml", environ={}))
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit import browser_check, smoke
-from atbb_kit.errors import KitError
+from atbb_kit.core.errors import KitError
+from atbb_kit.ops import browser_check, smoke
 from tests.conftest import ROOT, run_inv
 from tests.e2e.conftest import board_images
 

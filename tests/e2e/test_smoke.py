@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit import smoke
-from atbb_kit.config import load_config
+from atbb_kit.core.config import load_config
+from atbb_kit.ops import smoke
 from tests.conftest import INV, ROOT, run_inv
 
 E2E_LABEL = {"atbb.smoke.e2e": "1"}

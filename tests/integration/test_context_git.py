@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from atbb_kit.context import read_context, run_git
-from atbb_kit.tags import compute
+from atbb_kit.core.context import read_context, run_git
+from atbb_kit.core.tags import compute
 
 pytestmark = pytest.mark.integration
 

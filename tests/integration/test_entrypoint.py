@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit import image_spec
-from atbb_kit.config import Config, load_config
+from atbb_kit.core import image_spec
+from atbb_kit.core.config import Config, load_config
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from atbb_kit import nginx_conf
-from atbb_kit.config import Config
+from atbb_kit.core import nginx_conf
+from atbb_kit.core.config import Config
 from tests.conftest import NOBODY, ROOT, unprivileged_stdio
 
 pytestmark = pytest.mark.integration

@@ -41,7 +41,7 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 def _config():
-    from atbb_kit.config import load_config
+    from atbb_kit.core.config import load_config
 
     return load_config(path=ROOT / "atbb.yaml", environ={})
 
@@ -310,7 +310,7 @@ def test_nginx_site_redirects_http_but_answers_acme(nginx_proxy):
 def test_guide_quotes_what_nginx_prints_when_port_80_is_refused(open_tmp):
     """The image's nginx.conf, as an unprivileged user on a host that keeps ports below 1024 privileged:
     the runtime the guide's port-80 entry is about."""
-    from atbb_kit import nginx_conf
+    from atbb_kit.core import nginx_conf
 
     if int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) <= 80:
         pytest.skip("this host lets every user bind port 80, so the refusal cannot be reproduced")

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from atbb_kit import backup
-from atbb_kit.errors import KitError
-from atbb_kit.runner import MASK, Secret
+from atbb_kit.core.errors import KitError
+from atbb_kit.infra.runner import MASK, Secret
+from atbb_kit.ops import backup
 
 PASSWORD = "pw-Sup3r/Secret@x"  # characters a URL must percent-encode
 URL = "postgres://atbb:pw-Sup3r%2FSecret%40x@postgres:5432/atbb"

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from atbb_kit import imageref, safe_yaml
-from atbb_kit.config import load_config
-from atbb_kit.errors import ConfigError
+from atbb_kit.core import imageref, safe_yaml
+from atbb_kit.core.config import load_config
+from atbb_kit.core.errors import ConfigError
 from tests.conftest import ROOT, run_inv
 
 # ---------------------------------------------------------------------------------------------------------

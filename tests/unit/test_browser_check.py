@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from atbb_kit import browser_check as bc
-from atbb_kit import smoke
-from atbb_kit.browser_check import Console, CspViolation, PageException, PageLoad, Request
-from atbb_kit.config import load_config
-from atbb_kit.errors import KitError
+from atbb_kit.core.config import load_config
+from atbb_kit.core.errors import KitError
+from atbb_kit.ops import browser_check as bc
+from atbb_kit.ops import smoke
+from atbb_kit.ops.browser_check import Console, CspViolation, PageException, PageLoad, Request
 from tests.conftest import ROOT, run_inv
 
 BASE = "http://127.0.0.1:32768"
@@ -477,7 +477,7 @@ def test_browser_without_chromium_fails_with_the_install_command(tmp_path):
     ],
 )
 def test_doctor_says_whether_chromium_is_there(path, client, level, says, fix):
-    from atbb_kit import doctor
+    from atbb_kit.ops import doctor
 
     finding = doctor.chromium_finding(path, client)
     assert finding.check == "Chromium"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit import commands
-from atbb_kit.config import load_config
-from atbb_kit.errors import KitError
+from atbb_kit.commands import build as commands
+from atbb_kit.core.config import load_config
+from atbb_kit.core.errors import KitError
 from tests.conftest import ROOT
 
 CTX = Path("/kit")

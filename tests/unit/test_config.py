@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit.config import DEFAULT_HEADERS, effective_items, env_name, load_config
-from atbb_kit.errors import ConfigError
+from atbb_kit.core.config import DEFAULT_HEADERS, effective_items, env_name, load_config
+from atbb_kit.core.errors import ConfigError
 from tests.conftest import ROOT, run_inv
 
 pytestmark = pytest.mark.unit

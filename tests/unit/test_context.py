@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit.context import (
+from atbb_kit.core.context import (
     REMOTE_ARGS,
     STATUS_ARGS,
     TAGS_ARGS,

@@ -300,7 +300,7 @@ def test_parser_check_rejects_what_invoke_rejects():
 
 @cache
 def cfg():
-    from atbb_kit.config import load_config
+    from atbb_kit.core.config import load_config
 
     return load_config(path=ROOT / "atbb.yaml", environ={})
 
@@ -481,7 +481,7 @@ def guide_env_names() -> set[str]:
 
 def kit_env_names() -> set[str]:
     """ATBB_* names the kit or the Compose file reads: config overrides, the kit's own flags, Compose's."""
-    from atbb_kit.config import NON_CONFIG_ENV, effective_items, env_name
+    from atbb_kit.core.config import NON_CONFIG_ENV, effective_items, env_name
 
     names = {env_name(path) for path, _, _ in effective_items(cfg())} | set(NON_CONFIG_ENV)
     return names | compose_interpolation()
@@ -925,7 +925,7 @@ def derive_line(line: str) -> bool:
 
 
 def test_kit_lines_have_the_boundary_format(capsys):
-    from atbb_kit.errors import KitError
+    from atbb_kit.core.errors import KitError
     from atbb_kit.tasks._base import report
 
     report(KitError("the what", "the fix"))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit import doctor
-from atbb_kit.doctor import GB, Finding, Level
-from atbb_kit.errors import EngineUnavailable
+from atbb_kit.core.errors import EngineUnavailable
+from atbb_kit.ops import doctor
+from atbb_kit.ops.doctor import GB, Finding, Level
 
 OK, WARN, FAIL = Level.OK, Level.WARN, Level.FAIL
 
@@ -247,8 +247,8 @@ def test_placeholder_problems(values, named):
 
 
 def test_the_real_example_file_is_caught():
-    from atbb_kit import envfile
-    from atbb_kit.config import load_config
+    from atbb_kit.core.config import load_config
+    from atbb_kit.infra import envfile
     from tests.conftest import ROOT
 
     values = envfile.read(ROOT / ".env.production.example")

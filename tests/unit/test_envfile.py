@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from atbb_kit.envfile import examine, load_env_file, parse, validate
-from atbb_kit.errors import EnvFileError
+from atbb_kit.core.errors import EnvFileError
+from atbb_kit.infra.envfile import examine, load_env_file, parse, validate
 from tests.conftest import ROOT, run_inv
 
 REQUIRED = ("DATABASE_URL", "FORUM_DID", "PDS_URL", "OAUTH_PUBLIC_URL", "SESSION_SECRET")
@@ -254,9 +254,9 @@ def test_mismatches_warn_for_the_kit_and_fail_for_docker_run(tmp_path):
 
 
 def test_doctor_warns_about_lines_docker_run_reads_otherwise(tmp_path):
-    from atbb_kit import doctor
-    from atbb_kit.config import load_config
-    from atbb_kit.runner import Runner
+    from atbb_kit.core.config import load_config
+    from atbb_kit.infra.runner import Runner
+    from atbb_kit.ops import doctor
 
     cfg = load_config(ROOT / "atbb.yaml", environ={})
     path = write_env(tmp_path, {**GOOD, "LOG_LEVEL": "'info'"})
@@ -325,9 +325,9 @@ def test_malformed_urls_are_problems_not_crashes():
     ids=["not-utf8", "folder"],
 )
 def test_doctor_fails_the_env_row_for_a_file_it_cannot_use(tmp_path, make, fragment):
-    from atbb_kit import doctor
-    from atbb_kit.config import load_config
-    from atbb_kit.runner import Runner
+    from atbb_kit.core.config import load_config
+    from atbb_kit.infra.runner import Runner
+    from atbb_kit.ops import doctor
 
     cfg = load_config(ROOT / "atbb.yaml", environ={})
     probe = doctor.Probe(cfg, Runner(dry_run=True), make(tmp_path), "atbb:dev")

@@ -16,7 +16,7 @@ import copy
 
 import pytest
 
-from atbb_kit.engine import layers_size
+from atbb_kit.infra.engine import layers_size
 
 UNPACKED = 313_966_061  # the overlay2 figure: sum of the uncompressed layers
 PACKED = 117_204_518  # the same layers gzip-compressed, as pushed

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from invoke import Context, Exit
 
-from atbb_kit import linters
-from atbb_kit.config import load_config
-from atbb_kit.runner import Command
+from atbb_kit.core.config import load_config
+from atbb_kit.infra.runner import Command
+from atbb_kit.ops import lint as linters
 from atbb_kit.tasks import quality
 from tests.conftest import ROOT
 
@@ -233,7 +233,7 @@ def test_lint_dry_run_runs_nothing_and_passes(fake_steps, capsys):
 
 
 def test_ci_keeps_going_and_names_the_failing_step(monkeypatch, kit_copy, capsys):
-    from atbb_kit.errors import CommandFailed
+    from atbb_kit.core.errors import CommandFailed
 
     monkeypatch.chdir(kit_copy)
     ran = []

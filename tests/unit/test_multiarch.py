@@ -1,4 +1,4 @@
-"""The pure pieces of `inv push --by-digest`, `inv release` and `inv platforms` (atbb_kit/multiarch.py):
+"""The pure pieces of `inv push --by-digest`, `inv release` and `inv platforms` (atbb_kit/ops/multiarch.py):
 the runner matrix, platform checks, the index body, reading `docker save` archives of both layouts, the
 push and index sequences against an in-memory registry, and the CLI's refusals that need no registry."""
 
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit import multiarch as ma
-from atbb_kit.errors import KitError
-from atbb_kit.registry_api import RegistryError
+from atbb_kit.core.errors import KitError
+from atbb_kit.infra.registry_api import RegistryError
+from atbb_kit.ops import multiarch as ma
 from tests.conftest import run_inv
 from tests.e2e.registry import GIT_ENV, kit_repo
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit import nginx_conf
-from atbb_kit.config import DEFAULT_CSP, DEFAULT_HEADERS, Config, load_config
+from atbb_kit.core import nginx_conf
+from atbb_kit.core.config import DEFAULT_CSP, DEFAULT_HEADERS, Config, load_config
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit

@@ -20,10 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from atbb_kit import operations as ops
-from atbb_kit.compose import POSTGRES_VARIABLES
-from atbb_kit.errors import KitError
-from atbb_kit.runner import Command, DeadlineExceeded, Interrupted, OneOff, Runner
+from atbb_kit.commands.compose import POSTGRES_VARIABLES
+from atbb_kit.core.errors import KitError
+from atbb_kit.infra.runner import Command, DeadlineExceeded, Interrupted, OneOff, Runner
+from atbb_kit.ops import deployment as ops
 from tests.conftest import ROOT, run_inv
 
 # The stand-in client writes its pid, prints a line, then sleeps far past any deadline here.
@@ -106,8 +106,8 @@ def test_dry_run_runs_nothing(tmp_path):
 TASK = textwrap.dedent(
     """
     import sys
-    from atbb_kit.errors import KitError
-    from atbb_kit.runner import Command, OneOff, Runner
+    from atbb_kit.core.errors import KitError
+    from atbb_kit.infra.runner import Command, OneOff, Runner
     client = Command((sys.executable, "-c", {client!r}, {pid!r}))
     remove = Command((sys.executable, "-c", {remove!r}, {removed!r}))
     try:

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit import commands, registry_api
-from atbb_kit import publish as rt
-from atbb_kit.context import BuildContext
-from atbb_kit.errors import KitError
-from atbb_kit.registry_api import RegistryError, parse_challenge, split_reference
-from atbb_kit.runner import Command, Result, Runner, Secret
-from atbb_kit.tags import TagPlan, compute
+from atbb_kit.commands import build as commands
+from atbb_kit.core.context import BuildContext
+from atbb_kit.core.errors import KitError
+from atbb_kit.core.tags import TagPlan, compute
+from atbb_kit.infra import registry_api
+from atbb_kit.infra.registry_api import RegistryError, parse_challenge, split_reference
+from atbb_kit.infra.runner import Command, Result, Runner, Secret
+from atbb_kit.ops import publish as rt
 from tests.conftest import run_inv
 from tests.e2e.registry import GIT_ENV, free_port, git, kit_repo
 

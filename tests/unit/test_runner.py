@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from atbb_kit.errors import CommandFailed, KitError
-from atbb_kit.runner import Command, Runner, Secret, argv
+from atbb_kit.core.errors import CommandFailed, KitError
+from atbb_kit.infra.runner import Command, Runner, Secret, argv
 
 
 def test_secret_never_formats_itself():

@@ -7,7 +7,7 @@ import io
 import json
 import tarfile
 
-from atbb_kit import sbom, verify
+from atbb_kit.ops import sbom, verify
 from tests.unit.test_multiarch import MemoryRegistry
 
 DPKG = """Package: libc6

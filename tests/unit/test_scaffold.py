@@ -1,4 +1,4 @@
-"""`inv init` (atbb_kit/scaffold.py): what it drafts for the two bundled examples, compared with the atbb.yaml
+"""`inv init` (atbb_kit/ops/scaffold.py): what it drafts for the two bundled examples, compared with the atbb.yaml
 each is packaged by, and how it refuses, diffs and merges. No Docker; the CLI runs as a child process where
 the exit code and the one-line errors matter.
 
@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 import yaml
 
-from atbb_kit import scaffold
-from atbb_kit.config import load_config
-from atbb_kit.errors import KitError
+from atbb_kit.core.config import load_config
+from atbb_kit.core.errors import KitError
+from atbb_kit.ops import scaffold
 from tests.conftest import ROOT, run_inv
 
 pytestmark = pytest.mark.unit

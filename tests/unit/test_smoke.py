@@ -12,11 +12,11 @@ import sys
 import pytest
 import yaml
 
-from atbb_kit import smoke
-from atbb_kit.config import load_config
-from atbb_kit.envfile import DID, validate
-from atbb_kit.runner import Secret
-from atbb_kit.smoke import FAIL, OK, SKIPPED, CheckFailed, Http
+from atbb_kit.core.config import load_config
+from atbb_kit.infra.envfile import DID, validate
+from atbb_kit.infra.runner import Secret
+from atbb_kit.ops import smoke
+from atbb_kit.ops.smoke import FAIL, OK, SKIPPED, CheckFailed, Http
 from atbb_kit.tasks import namespace
 from tests.conftest import ROOT, run_inv
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from atbb_kit.context import BuildContext
-from atbb_kit.errors import ConfigError, ReleaseError
-from atbb_kit.tags import (
+from atbb_kit.core.context import BuildContext
+from atbb_kit.core.errors import ConfigError, ReleaseError
+from atbb_kit.core.tags import (
     LABEL_PREFIX,
     MAX_TAG_LENGTH,
     compute,
@@ -494,7 +494,7 @@ def test_delete_tag_hint_quotes_hostile_tags(tag: str) -> None:
 
 @pytest.mark.parametrize("tag", HOSTILE)
 def test_too_long_tag_hint_is_quoted_too(tag: str) -> None:
-    from atbb_kit.tags import delete_tag_command
+    from atbb_kit.core.tags import delete_tag_command
 
     long_tag = "v1.2.3-" + "a" * 130 + tag.removeprefix("v1.2.3")
     assert _words(delete_tag_command(long_tag))[3] == long_tag
@@ -515,7 +515,8 @@ HOSTILE_PATHS = [f"/tmp/x {h}/.env" for h in HOSTILE] + ["/tmp/$HOME/.env", "-rf
 def test_path_hints_are_quoted(path: str, tmp_path) -> None:
     from pathlib import Path
 
-    from atbb_kit import backup, doctor, envfile
+    from atbb_kit.infra import envfile
+    from atbb_kit.ops import backup, doctor
 
     p = Path(path)
     missing = doctor.env_finding(p, False, ())
@@ -535,7 +536,7 @@ def test_path_hints_are_quoted(path: str, tmp_path) -> None:
 
 @pytest.mark.parametrize("image", ["atbb;id", "atbb$(id)", "a b", "atbb`id`:1", "ghcr.io/o/atbb:1|sh", "'x'"])
 def test_hostile_image_names_are_refused_before_any_hint(image: str) -> None:
-    from atbb_kit import flags
+    from atbb_kit.core import flags
 
     with pytest.raises(ConfigError) as info:
         flags.image_ref("image", image)

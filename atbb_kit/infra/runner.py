@@ -1,0 +1,379 @@
+"""The one place that runs external processes.
+
+Commands arrive as data (`Command`), built by pure functions in `commands.py`. The executor prints each
+one before running it (secrets as ***), runs nothing in dry-run mode, and turns failures into `KitError`s
+that say what failed and what to try.
+
+One-off containers (the migrator, psql, pg_dump, pg_restore) run under a `OneOff`: a name to remove the
+container by and a deadline the kit enforces itself, because the program inside may never return (a
+migrator talking to an HTTP server at the database's address did not, for 11 minutes). When the deadline
+passes, or the task is interrupted (Ctrl-C, SIGTERM, SIGHUP), the runner removes the container by name,
+stops the docker client and raises a KitError saying so. The client runs in a session of its own: a
+Ctrl-C on the terminal reaches only the kit, which then cleans up in a known order instead of racing the
+client's own signal forwarding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from atbb_kit.core.errors import CommandFailed, KitError
+
+MASK = "***"
+
+
+class Secret(str):
+    """A string that never shows itself: printing, formatting and repr give ***.
+
+    It stays a `str` so it can be handed to a process as an environment value or on stdin.
+    """
+
+    def __repr__(self) -> str:
+        return MASK
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __format__(self, spec: str) -> str:
+        return MASK
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+def reveal(value: str) -> str:
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: tuple[str, ...]
+    # Extra environment for the child (merged over os.environ). Values may be Secret.
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    # Text fed on stdin, e.g. a registry password, so it never appears in argv.
+    stdin: str | None = None
+    # Shown instead of "command not found" when the program is missing.
+    install_hint: str | None = None
+    # What the user can try when the command fails.
+    failure_hint: str | None = None
+
+    def display(self) -> str:
+        shown = " ".join(shlex.quote(str(a)) if not isinstance(a, Secret) else MASK for a in self.argv)
+        prefix = " ".join(f"{k}={MASK if isinstance(v, Secret) else shlex.quote(v)}" for k, v in self.env.items())
+        where = f"(cd {shlex.quote(str(self.cwd))} && " if self.cwd else ""
+        text = f"{prefix} {shown}".strip()
+        if self.stdin is not None:
+            text += f" <<< {MASK if isinstance(self.stdin, Secret) else '…'}"
+        return f"{where}{text})" if where else text
+
+
+@dataclass(frozen=True)
+class OneOff:
+    """A container started for one job: how to find it, how long it may take, what to say when it is late."""
+
+    name: str  # the container's --name: cleanup removes it by this
+    what: str  # for messages: "the migrator", "pg_dump"
+    deadline: float  # seconds, enforced by the kit
+    remove: Command  # removes the container, running or not (docker rm --force NAME)
+    # Remove the container after a normal end too (a `docker run --rm` may not have, when its client died).
+    # False for `docker start --attach`, whose container still holds a file to copy out.
+    remove_after: bool = True
+    fix: str = "see its output above"
+
+
+class DeadlineExceeded(KitError):
+    """A one-off container did not finish within its deadline; it was removed."""
+
+    exit_code = 124  # as timeout(1)
+
+
+class Interrupted(KitError):
+    """The task was interrupted (Ctrl-C, SIGTERM, SIGHUP) while a one-off container ran; it was removed."""
+
+    def __init__(self, what: str, fix: str | None, signum: int) -> None:
+        super().__init__(what, fix)
+        self.exit_code = 128 + signum
+
+
+class _Signalled(KeyboardInterrupt):
+    """Raised in the main thread for SIGTERM/SIGHUP while `signals_interrupt()` is active. A KeyboardInterrupt,
+    so that it unwinds like Ctrl-C: `finally` blocks run, and Invoke exits quietly if nothing catches it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_RAISING = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_signal(signum, _frame) -> None:
+    raise _Signalled(signum)
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into an exception for the duration, as Python does with SIGINT, so that
+    `finally` blocks (which remove one-off containers) run when a task is stopped. Outside the main
+    thread, where handlers cannot be installed, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_signal) for sig in _RAISING}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def interrupt_on_termination() -> None:
+    """For the rest of this process, SIGTERM and SIGHUP unwind like Ctrl-C (see signals_interrupt). For
+    tasks that hold a one-off container between commands (backup: created, run, copied from, removed in a
+    `finally`): Python's default for SIGTERM would end the process without running that `finally`."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in _RAISING:
+            signal.signal(sig, _raise_signal)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Cleanup must finish: a second Ctrl-C or SIGTERM during it would leave the container behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *_RAISING)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class Runner:
+    """Executes Commands. `dry_run` prints what would run; `echo` prints each command before it runs."""
+
+    def __init__(self, dry_run: bool = False, echo: bool = True, stream=None) -> None:
+        self.dry_run = dry_run
+        self.echo = echo
+        self.stream = stream or sys.stderr
+        self.history: list[Command] = []
+
+    def _announce(self, cmd: Command) -> None:
+        if self.echo or self.dry_run:
+            print(f"{'would run' if self.dry_run else '$'} {cmd.display()}", file=self.stream, flush=True)
+
+    def run(
+        self,
+        cmd: Command,
+        *,
+        check: bool = True,
+        capture: bool = False,
+        quiet: bool = False,
+        oneoff: OneOff | None = None,
+    ) -> Result:
+        """Run `cmd`. capture=True collects output instead of passing it through.
+
+        quiet=True skips the announcement (for probes whose output is the point, like `git rev-parse`).
+        oneoff: `cmd` runs a container that must end within `oneoff.deadline` seconds and be removed when it
+        does not, or when the task is interrupted (DeadlineExceeded, Interrupted).
+        """
+        self.history.append(cmd)
+        if not quiet:
+            self._announce(cmd)
+        if self.dry_run:
+            return Result(0)
+        env = {**os.environ, **{k: reveal(v) for k, v in cmd.env.items()}} if cmd.env else None
+        if oneoff is not None:
+            result = self._run_oneoff(cmd, env, capture, oneoff)
+            return self._checked(cmd, result) if check else result
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                [reveal(a) for a in cmd.argv],
+                cwd=cmd.cwd,
+                env=env,
+                input=reveal(cmd.stdin) if cmd.stdin is not None else None,
+                stdin=subprocess.DEVNULL if cmd.stdin is None else None,
+                capture_output=capture,
+                text=True,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise KitError(
+                f"{cmd.argv[0]} is not installed (needed for: {cmd.display()})",
+                cmd.install_hint or f"install {cmd.argv[0]} or run scripts/bootstrap.sh",
+            ) from None
+        result = Result(proc.returncode, proc.stdout or "", proc.stderr or "", time.monotonic() - started)
+        return self._checked(cmd, result) if check else result
+
+    @staticmethod
+    def _checked(cmd: Command, result: Result) -> Result:
+        if not result.ok:
+            detail = _last_line(result.stderr) or _last_line(result.stdout)
+            raise CommandFailed(
+                f"`{_short(cmd)}` exited with code {result.returncode}" + (f": {detail}" if detail else ""),
+                cmd.failure_hint or "see the output above",
+                returncode=result.returncode,
+            )
+        return result
+
+    def _run_oneoff(self, cmd: Command, env: Mapping[str, str] | None, capture: bool, oneoff: OneOff) -> Result:
+        started = time.monotonic()
+        pipe = subprocess.PIPE if capture else None
+        with signals_interrupt():
+            try:
+                proc = subprocess.Popen(
+                    [reveal(a) for a in cmd.argv],
+                    cwd=cmd.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL if cmd.stdin is None else subprocess.PIPE,
+                    stdout=pipe,
+                    stderr=pipe,
+                    text=True,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent(),
+                )
+            except FileNotFoundError:
+                raise KitError(
+                    f"{cmd.argv[0]} is not installed (needed for: {cmd.display()})",
+                    cmd.install_hint or f"install {cmd.argv[0]} or run scripts/bootstrap.sh",
+                ) from None
+            try:
+                stdout, stderr = proc.communicate(
+                    input=reveal(cmd.stdin) if cmd.stdin is not None else None, timeout=oneoff.deadline
+                )
+            except subprocess.TimeoutExpired:
+                stdout, stderr = self._abort(proc, oneoff)
+                _show(stdout, stderr)
+                raise DeadlineExceeded(
+                    f"{oneoff.what} did not finish within {oneoff.deadline:g}s; its container {oneoff.name} was "
+                    "stopped and removed",
+                    oneoff.fix,
+                ) from None
+            except (KeyboardInterrupt, _Signalled) as exc:
+                signum = exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
+                self._abort(proc, oneoff)
+                raise Interrupted(
+                    f"interrupted ({signal.Signals(signum).name}) while {oneoff.what} ran; its container "
+                    f"{oneoff.name} was stopped and removed",
+                    "nothing else to clean up; run the task again when you are ready",
+                    signum,
+                ) from None
+        if oneoff.remove_after:
+            self._remove(oneoff)
+        return Result(proc.returncode, stdout or "", stderr or "", time.monotonic() - started)
+
+    def _abort(self, proc: subprocess.Popen, oneoff: OneOff) -> tuple[str, str]:
+        """Remove the container, then end its client. Removing first makes the client return by itself; a
+        second removal catches a container the daemon created while the client was being stopped."""
+        with _signals_ignored():
+            self._remove(oneoff)
+            proc.terminate()
+            try:
+                out, err = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            self._remove(oneoff)
+        return out or "", err or ""
+
+    @staticmethod
+    def _remove(oneoff: OneOff) -> None:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(
+                [reveal(a) for a in oneoff.remove.argv],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+
+    def probe(self, cmd: Command) -> Result:
+        """Run a read-only query even in dry-run mode (e.g. which builder a client offers), captured."""
+        try:
+            proc = subprocess.run(
+                [reveal(a) for a in cmd.argv],
+                cwd=cmd.cwd,
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                check=False,
+                timeout=30,
+            )
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            return Result(127)
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def run_all(self, cmds: Iterable[Command], **kwargs) -> list[Result]:
+        return [self.run(c, **kwargs) for c in cmds]
+
+
+def _die_with_parent():
+    """A preexec_fn asking Linux to send the child SIGTERM when the kit dies without cleaning up (SIGKILL,
+    the OOM killer): a docker client passes that on to its container, whose migrator or tool then ends
+    (and a `docker run --rm` container is removed). None where prctl is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _show(stdout: str, stderr: str) -> None:
+    """Captured output of a one-off that was cut short: the last lines say where it hung."""
+    for text in (stdout, stderr):
+        tail = text.strip().splitlines()[-10:]
+        if tail:
+            print("\n".join(tail), file=sys.stderr, flush=True)
+
+
+def _short(cmd: Command) -> str:
+    text = cmd.display()
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def argv(*parts: str | Secret | Sequence[str] | None) -> tuple[str, ...]:
+    """Flatten parts into an argv tuple, dropping None, so builders can write optional flags inline."""
+    out: list[str] = []
+    for part in parts:
+        if part is None:
+            continue
+        if isinstance(part, str):
+            out.append(part)
+        else:
+            out.extend(p for p in part if p is not None)
+    return tuple(out)
