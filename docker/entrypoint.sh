@@ -106,16 +106,43 @@ check_one() {
     )
 }
 
+# VAR_FILE=/path sets VAR to that file's contents (trailing newlines dropped) and unsets VAR_FILE, for
+# every such variable: Swarm secrets (/run/secrets/NAME) and Kubernetes Secret volumes are files, and the
+# app reads plain variables. Setting both VAR (non-empty) and VAR_FILE is an error, as is a file that cannot be read:
+# a value silently missing would surface later as a confusing failure of the app. Names come from `env`
+# and are checked against [A-Za-z_][A-Za-z0-9_]* before eval sees them; a line of a multi-line value that
+# merely looks like NAME_FILE=... is skipped, because no such variable is set.
+load_file_env() {
+    for f_name in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)_FILE=.*/\1/p'); do
+        eval "f_path=\${${f_name}_FILE-}" && eval "f_set=\${${f_name}:+set}"
+        # Not a variable, or one whose value merely continues another's.
+        eval "[ -n \"\${${f_name}_FILE+set}\" ]" || continue
+        if [ -n "$f_set" ]; then
+            log error "both $f_name and ${f_name}_FILE are set; keep one" ",\"var\":\"$f_name\""
+            exit 1
+        fi
+        if [ ! -f "$f_path" ] || [ ! -r "$f_path" ]; then
+            log error "${f_name}_FILE names a file that cannot be read" ",\"var\":\"${f_name}_FILE\""
+            exit 1
+        fi
+        f_value=$(cat "$f_path") || exit 1
+        export "$f_name=$f_value"
+        unset "${f_name}_FILE"
+    done
+}
+
 case ${1:-serve} in
     serve)
         if [ $# -gt 1 ]; then
             log error "serve takes no arguments"
             exit 64
         fi
+        load_file_env
         load_spec
         ;;
     migrate)
         shift
+        load_file_env
         load_spec
         if [ -z "${migrate_argv:-}" ]; then
             echo "migrate: atbb.yaml has no migrate.command; nothing to run"
@@ -159,6 +186,7 @@ req.on("error", () => process.exit(1));
 ' "$health_path" "$health_status" "$health_body"
         ;;
     *)
+        load_file_env
         exec "$@"
         ;;
 esac
