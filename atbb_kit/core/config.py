@@ -51,7 +51,7 @@ NON_CONFIG_ENV = frozenset(
 # Value types: each check raises ValueError with a message that says what a good value looks like.
 
 
-def _matches(pattern: str, expected: str):
+def _matches(pattern: str, expected: str) -> AfterValidator:
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:

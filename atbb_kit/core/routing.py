@@ -14,15 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 
 class Route(Protocol):
-    path: str
-    service: str
-    match: str
-    host: str | None
-    cache: str | None
+    # Read-only members: config.RouteConfig is frozen and narrows `match` and `cache` to Literals.
+    @property
+    def path(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def match(self) -> str: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def cache(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ class Server:
     """One nginx server block: the host names it answers (None: every other host) and its routes."""
 
     host: str | None
-    routes: tuple[Any, ...]
+    routes: tuple[Route, ...]
 
 
 def _host_matches(pattern: str, host: str) -> bool:
@@ -70,7 +76,7 @@ def server_for(routes: Sequence[Route], host: str | None) -> Server:
         host = host.split(":", 1)[0].lower().rstrip(".")
         named = [s for s in all_servers[1:] if s.host and _host_matches(s.host, host)]
         # nginx: an exact name first, then the longest wildcard.
-        named.sort(key=lambda s: (s.host.startswith("*."), -len(s.host or "")))
+        named.sort(key=lambda s: ((s.host or "").startswith("*."), -len(s.host or "")))
         if named:
             return named[0]
     return all_servers[0]

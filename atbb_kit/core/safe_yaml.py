@@ -42,7 +42,8 @@ def check(text: str, name: str) -> None:
     expanded = 0  # nodes so far, each alias counted as the whole node it names
 
     def where(event: yaml.Event) -> str:
-        return f"{name}:{event.start_mark.line + 1}"
+        mark = event.start_mark  # PyYAML's parser always sets it; the stubs allow None
+        return f"{name}:{mark.line + 1}" if mark is not None else name
 
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if not isinstance(event, yaml.NodeEvent | yaml.CollectionEndEvent):

@@ -162,6 +162,7 @@ def compute(image: ImageSettings, release: ReleaseSettings, ctx: BuildContext, c
     blockers: list[Blocker] = []
     warnings: list[str] = []
     floating: tuple[str, ...] = ()
+    tags: tuple[str, ...]
     ref = ctx.ref
 
     if ref is None:

@@ -240,42 +240,42 @@ def parse(
     for binding in parse_stream(io.StringIO(text)):
         original = binding.original.string
         lead = len(original) - len(original.lstrip())
-        line = binding.original.line + original[:lead].count("\n")
+        lineno = binding.original.line + original[:lead].count("\n")
         statement = original[lead:].rstrip("\r\n").replace("\r\n", "\n")
         if binding.error:
-            problems.append(f"{name}:{line}: not a variable, a comment or a blank line (expected NAME=value)")
+            problems.append(f"{name}:{lineno}: not a variable, a comment or a blank line (expected NAME=value)")
             continue
         key = binding.key
         if key is None:
             continue  # blank or comment
         if binding.value is None:
             problems.append(
-                f"{name}:{line}: a line without `=` (docker run --env-file would copy the host's variable of that "
+                f"{name}:{lineno}: a line without `=` (docker run --env-file would copy the host's variable of that "
                 "name; the kit would read it as empty)"
             )
             continue
         if not NAME.fullmatch(key):
-            problems.append(f"{name}:{line}: the name before = is not a variable name (letters, digits and _)")
+            problems.append(f"{name}:{lineno}: the name before = is not a variable name (letters, digits and _)")
             continue
         if allowed is not None and key not in allowed:
             close = difflib.get_close_matches(key, sorted(allowed), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            problems.append(f"{name}:{line}: {key} is not a variable atBB reads{hint}")
+            problems.append(f"{name}:{lineno}: {key} is not a variable atBB reads{hint}")
             continue
         if key in first_line:
-            problems.append(f"{name}:{line}: {key} is set again (first on line {first_line[key]}); keep one")
+            problems.append(f"{name}:{lineno}: {key} is set again (first on line {first_line[key]}); keep one")
             continue
-        first_line[key] = line
+        first_line[key] = lineno
         value = binding.value
         single_quoted = statement.split("=", 1)[-1].lstrip()[:1] == "'"
         if not single_quoted and _REFERENCE.search(value):
             problems.append(
-                f"{name}:{line}: {key} holds a $NAME or ${{NAME}} reference: Compose replaces it with the host's "
+                f"{name}:{lineno}: {key} holds a $NAME or ${{NAME}} reference: Compose replaces it with the host's "
                 "variable, docker run and the kit keep it as written (percent-encode a $ in a URL as %24)"
             )
         why = _mismatch(statement, key, value)
         if why:
-            mismatches.append((line, key, why))
+            mismatches.append((lineno, key, why))
         values[key] = value
     return Parsed(values, tuple(problems), tuple(mismatches))
 

@@ -134,8 +134,9 @@ class _Client:
         if status == 401 and (self.authorization is None or challenge != self.challenge):
             self.authorization = self._authorize(challenge)
             self.challenge = challenge
-            if hasattr(data, "seek"):
-                data.seek(0)  # a file body was read by the first attempt
+            rewind = getattr(data, "seek", None)
+            if rewind is not None:
+                rewind(0)  # a file body was read by the first attempt
             status, resp_headers, body = self._send(method, self.url + path, headers, data=data)
         return status, resp_headers, body
 

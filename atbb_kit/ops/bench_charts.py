@@ -149,13 +149,13 @@ def proxy_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
 def build_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
     """Build times: cold, nothing changed, one file changed, dependency added, each with its target."""
     figs = _values(doc)
-    rows = [
+    wanted = [
         ("cold", "build.cold_seconds"),
         ("nothing changed", "build.no_change_seconds"),
         ("one source file changed", "build.source_change_seconds"),
         ("dependency added", "build.dependency_added_seconds"),
     ]
-    rows = [(label, figs[key]) for label, key in rows if key in figs and figs[key]["value"] is not None]
+    rows = [(label, figs[key]) for label, key in wanted if key in figs and figs[key]["value"] is not None]
     if not rows:
         return None
     Figure = _figure_cls()
@@ -250,13 +250,13 @@ def start_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
 def cli_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
     """CLI start-up: each command's median wall time next to a bare Invoke's."""
     figs = _values(doc)
-    rows = [
+    wanted = [
         ("bare invoke --list", "cli.bare_list_seconds"),
         ("inv --list", "cli.list_seconds"),
         ("inv tags", "cli.tags_seconds"),
         ("inv config --check", "cli.config_check_seconds"),
     ]
-    rows = [(label, figs[key]) for label, key in rows if key in figs and figs[key]["value"] is not None]
+    rows = [(label, figs[key]) for label, key in wanted if key in figs and figs[key]["value"] is not None]
     if not rows:
         return None
     Figure = _figure_cls()

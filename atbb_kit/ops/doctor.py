@@ -406,7 +406,7 @@ def example_values(cfg: Config) -> dict[str, str | None]:
     from atbb_kit.infra import envfile
 
     path = cfg.root() / EXAMPLE_ENV
-    return envfile.read(path) if path.is_file() else {}
+    return dict(envfile.read(path)) if path.is_file() else {}
 
 
 def check_permissions(p: Probe) -> Finding:
@@ -442,7 +442,8 @@ def check_database(p: Probe) -> Finding:
         target = backup.parse_database_url(report.values["DATABASE_URL"])
     except KitError as exc:
         return fail(name, exc.what, exc.fix or "")
-    if not p.engine_ok() or not p.cli():
+    cli = p.cli()
+    if not p.engine_ok() or not cli:
         return not_checked(name, "the check runs in a container and the Docker engine does not answer")
     network = p.network()
     if target.on_compose_host and not network:
@@ -464,8 +465,8 @@ def check_database(p: Probe) -> Finding:
         return not_checked(name, f"it runs psql from {image}, which is not present locally", pull)
     from atbb_kit.ops import deployment as operations
 
-    job = operations.one_off(p.cli(), "doctor", "the database check", operations.CHECK_SECONDS, operations.CHECK_FIX)
-    cmd = backup.connection_check(p.cli(), image, backup.pg_env(target), network, name=job.name)
+    job = operations.one_off(cli, "doctor", "the database check", operations.CHECK_SECONDS, operations.CHECK_FIX)
+    cmd = backup.connection_check(cli, image, backup.pg_env(target), network, name=job.name)
     try:
         result = p.run.run(cmd, check=False, capture=True, quiet=True, oneoff=job)
     except DeadlineExceeded as exc:
