@@ -9,10 +9,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from atbb_kit.commands.base import Command, Secret, argv
 from atbb_kit.core import image_spec
 from atbb_kit.core.errors import KitError
 from atbb_kit.core.paths import KIT_ROOT
-from atbb_kit.infra.runner import Command, Secret, argv
 
 PNPM_HINT = "install pnpm (npm i -g pnpm@<node.pnpm from atbb.yaml>) or run scripts/bootstrap.sh"
 DOCKER_HINT = "install Docker (scripts/ensure-docker.sh on Debian) and start the engine"

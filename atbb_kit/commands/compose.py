@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from atbb_kit.commands.base import Command, argv
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra.runner import Command, Runner, argv
+from atbb_kit.infra.runner import Runner
 
 COMPOSE_HINT = "install the Compose plugin (docker compose) or docker-compose, e.g. apt-get install docker-compose"
 
@@ -68,8 +69,8 @@ def compose_env(image: str, host_port: int, env_file: Path, postgres_image: str)
 def postgres_values(env_file: Path) -> dict[str, str]:
     """The env file's non-empty POSTGRES_* values; none when it cannot be read (`inv compose-down` and `inv
     logs` work without a valid env file, and the tasks that need one have validated it already)."""
+    from atbb_kit.commands.base import Secret
     from atbb_kit.infra.envfile import read
-    from atbb_kit.infra.runner import Secret
 
     try:
         values = read(env_file) if env_file.is_file() else {}

@@ -1,8 +1,10 @@
 """The one place that runs external processes.
 
-Commands arrive as data (`Command`), built by pure functions in `commands.py`. The executor prints each
-one before running it (secrets as ***), runs nothing in dry-run mode, and turns failures into `KitError`s
-that say what failed and what to try.
+Commands arrive as data (`commands.base.Command`), built by pure functions in `atbb_kit/commands/`. The
+executor prints each one before running it (secrets as ***), runs nothing in dry-run mode, and turns
+failures into `KitError`s that say what failed and what to try. Nothing else in the kit starts a process;
+the one other executor is the Docker SDK in `infra/engine.py` (queries and container control over the
+engine's API, no processes).
 
 One-off containers (the migrator, psql, pg_dump, pg_restore) run under a `OneOff`: a name to remove the
 container by and a deadline the kit enforces itself, because the program inside may never return (a
@@ -16,80 +18,18 @@ client's own signal forwarding.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
-import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
+from atbb_kit.commands.base import Command, OneOff, reveal
 from atbb_kit.core.errors import CommandFailed, KitError
-
-MASK = "***"
-
-
-class Secret(str):
-    """A string that never shows itself: printing, formatting and repr give ***.
-
-    It stays a `str` so it can be handed to a process as an environment value or on stdin.
-    """
-
-    def __repr__(self) -> str:
-        return MASK
-
-    def __str__(self) -> str:
-        return MASK
-
-    def __format__(self, spec: str) -> str:
-        return MASK
-
-    def reveal(self) -> str:
-        return str.__str__(self)
-
-
-def reveal(value: str) -> str:
-    return value.reveal() if isinstance(value, Secret) else value
-
-
-@dataclass(frozen=True)
-class Command:
-    argv: tuple[str, ...]
-    # Extra environment for the child (merged over os.environ). Values may be Secret.
-    env: Mapping[str, str] = field(default_factory=dict)
-    cwd: Path | None = None
-    # Text fed on stdin, e.g. a registry password, so it never appears in argv.
-    stdin: str | None = None
-    # Shown instead of "command not found" when the program is missing.
-    install_hint: str | None = None
-    # What the user can try when the command fails.
-    failure_hint: str | None = None
-
-    def display(self) -> str:
-        shown = " ".join(shlex.quote(str(a)) if not isinstance(a, Secret) else MASK for a in self.argv)
-        prefix = " ".join(f"{k}={MASK if isinstance(v, Secret) else shlex.quote(v)}" for k, v in self.env.items())
-        where = f"(cd {shlex.quote(str(self.cwd))} && " if self.cwd else ""
-        text = f"{prefix} {shown}".strip()
-        if self.stdin is not None:
-            text += f" <<< {MASK if isinstance(self.stdin, Secret) else '…'}"
-        return f"{where}{text})" if where else text
-
-
-@dataclass(frozen=True)
-class OneOff:
-    """A container started for one job: how to find it, how long it may take, what to say when it is late."""
-
-    name: str  # the container's --name: cleanup removes it by this
-    what: str  # for messages: "the migrator", "pg_dump"
-    deadline: float  # seconds, enforced by the kit
-    remove: Command  # removes the container, running or not (docker rm --force NAME)
-    # Remove the container after a normal end too (a `docker run --rm` may not have, when its client died).
-    # False for `docker start --attach`, whose container still holds a file to copy out.
-    remove_after: bool = True
-    fix: str = "see its output above"
 
 
 class DeadlineExceeded(KitError):
@@ -328,9 +268,6 @@ class Runner:
             return Result(127)
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
-    def run_all(self, cmds: Iterable[Command], **kwargs) -> list[Result]:
-        return [self.run(c, **kwargs) for c in cmds]
-
 
 def _die_with_parent():
     """A preexec_fn asking Linux to send the child SIGTERM when the kit dies without cleaning up (SIGKILL,
@@ -339,8 +276,6 @@ def _die_with_parent():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        import ctypes
-
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
@@ -364,16 +299,3 @@ def _short(cmd: Command) -> str:
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1][:200] if lines else ""
-
-
-def argv(*parts: str | Secret | Sequence[str] | None) -> tuple[str, ...]:
-    """Flatten parts into an argv tuple, dropping None, so builders can write optional flags inline."""
-    out: list[str] = []
-    for part in parts:
-        if part is None:
-            continue
-        if isinstance(part, str):
-            out.append(part)
-        else:
-            out.extend(p for p in part if p is not None)
-    return tuple(out)

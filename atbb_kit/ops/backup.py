@@ -26,8 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from atbb_kit.commands.base import Command, Secret, argv, reveal
 from atbb_kit.core.errors import ConfigError, EnvFileError, KitError
-from atbb_kit.infra.runner import Command, Secret, argv, reveal
 
 DOCKER_HINT = "install Docker (scripts/ensure-docker.sh on Debian) and start the engine"
 # Where dumps live inside the one-off containers; /tmp is writable in every postgres image.

@@ -24,8 +24,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from atbb_kit.commands.base import Command
 from atbb_kit.core.paths import KIT_ROOT
-from atbb_kit.infra.runner import Command
 
 SCHEMA_VERSION = 1
 LABEL = "atbb.bench"

@@ -12,37 +12,71 @@ other people's cache too; `docker builder prune` reclaims it when you choose.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import platform
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atbb_kit.commands import build as commands
-from atbb_kit.core import image_spec
+from atbb_kit.commands.base import Command
+from atbb_kit.core.config import load_config
+from atbb_kit.core.context import read_context
 from atbb_kit.core.errors import KitError
 from atbb_kit.infra import engine
-from atbb_kit.infra.runner import Command, Result, Runner, Secret, argv
-from atbb_kit.ops import bench as B
+from atbb_kit.infra.http import TRANSPORT_ERRORS
+from atbb_kit.infra.runner import Result, Runner
+from atbb_kit.ops.bench import (
+    CONNECTIONS,
+    LABEL,
+    MB,
+    NAME_PREFIX,
+    NEEDS_FIND_SCRIPT,
+    NEEDS_TAR_SCRIPT,
+    NEEDS_WALK_SCRIPT,
+    PATHS,
+    PEER_PORTS,
+    PEER_TEMPLATES,
+    SECTIONS,
+    Figure,
+    PathStats,
+    Settings,
+    WrkResult,
+    bench_routes,
+    build_steps,
+    catalog,
+    cell_summary,
+    document,
+    fill,
+    layer_kind,
+    median,
+    needs_paths,
+    parse_wrk,
+    peer_command,
+    pick_source_file,
+    proxy_figures,
+    render_peer_config,
+    rotation,
+    settings_for,
+    spec_index,
+    with_args,
+    with_label,
+    wrk_command,
+)
+from atbb_kit.ops.stack import App, Stack, StepFailed, log_tail
 
 if TYPE_CHECKING:
     from atbb_kit.core.config import Config
 
-PG_USER = PG_DB = "atbb"
-BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 WAIT_SECONDS = 120.0
 # The dependency the "dependency added" rebuild adds: tiny, no dependencies of its own, long stable.
 DEPENDENCIES = (("ms", "2.1.3"), ("is-number", "7.0.0"))
@@ -89,57 +123,51 @@ def memory_bytes() -> int:
     return 0
 
 
-def http_status(url: str, timeout: float = 1.0) -> int:
-    req = urllib.request.Request(url, headers={"User-Agent": "atbb-kit-bench"})  # noqa: S310 (Docker network)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (Docker network)
-            resp.read()
-            return resp.status
-    except urllib.error.HTTPError as err:
-        return err.code
-
-
 @dataclass
 class BenchRun:
     cfg: Config  # of the real kit; the build workspace gets its own copy
-    client: Any  # Docker SDK client
+    stack: Stack  # the run's names, labels, network, PostgreSQL, app containers and cleanup
     runner: Runner
-    settings: B.Settings
+    settings: Settings
     base: str
-    postgres_image: str
     nginx_conf: Path | None = None
     say: Callable[[str], None] = lambda _: None
-    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
-    figures: dict[str, B.Figure] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     workspace: Path | None = None
     ws_cfg: Any = None
     cli: Any = None
-    network: Any = None
-    db_url: str = ""
     _temp_dirs: list[Path] = field(default_factory=list)
     _processes: list[subprocess.Popen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.routes = B.bench_routes(self.cfg)
-        self.index = B.spec_index(B.catalog(quick=self.settings.quick, routes=self.routes))
+        self.routes = bench_routes(self.cfg)
+        self.index = spec_index(catalog(quick=self.settings.quick, routes=self.routes))
 
     # --- names -----------------------------------------------------------------------------------------
 
     @property
-    def prefix(self) -> str:
-        return f"{B.NAME_PREFIX}-{self.run_id}"
+    def run_id(self) -> str:
+        return self.stack.run_id
 
     @property
-    def labels(self) -> dict[str, str]:
-        return {B.LABEL: self.run_id}
+    def prefix(self) -> str:
+        return self.stack.prefix
+
+    @property
+    def client(self) -> Any:
+        return self.stack.client
+
+    @property
+    def postgres_image(self) -> str:
+        return self.stack.postgres_image
 
     def image(self, what: str) -> str:
         return f"{self.prefix}:{what}"
 
-    def record(self, key: str, value: float | None, baseline: float | None = None, **kw: Any) -> B.Figure:
-        fig = B.Figure(self.index[key], value, baseline, **kw)
+    def record(self, key: str, value: float | None, baseline: float | None = None, **kw: Any) -> Figure:
+        fig = Figure(self.index[key], value, baseline, **kw)
         self.figures[key] = fig
         return fig
 
@@ -149,8 +177,6 @@ class BenchRun:
         """A private copy of the kit (the build context and atbb.yaml), so edits never touch the real tree."""
         if self.workspace is not None:
             return self.workspace
-        from atbb_kit.core.config import load_config
-
         # The build context is the kit root (docker/, nginx/ and every bundled example), wherever the
         # config file sits inside it.
         root = commands.KIT_ROOT
@@ -197,7 +223,7 @@ class BenchRun:
             labels={},
             no_cache=no_cache,
         )
-        return B.with_label(cmd, B.LABEL, self.run_id)
+        return with_label(cmd, LABEL, self.run_id)
 
     def docker_build(self, tag: str, *, dockerfile: Path | None = None, no_cache: bool = False, args=None) -> float:
         """One `docker build` of the workspace with the kit's own argv builder; returns its wall time."""
@@ -208,7 +234,7 @@ class BenchRun:
             raise SectionFailed(f"docker build of {tag} failed:\n{tail}", "see the build output above")
         # Which steps ran and which came from the cache: a "nothing changed" rebuild that ran steps means
         # the build cache was pruned or collected under it (a shared engine), not that the Dockerfile broke.
-        self.details.setdefault("build_steps", []).append({"tag": tag, **B.build_steps(result.stdout + result.stderr)})
+        self.details.setdefault("build_steps", []).append({"tag": tag, **build_steps(result.stdout + result.stderr)})
         return result.seconds
 
     def ensure_kit_image(self) -> str:
@@ -261,13 +287,13 @@ class BenchRun:
                     failures[key] = f"exit {proc.returncode}: {(lines or ['no output'])[-1][:160]}"
                 elif rnd:
                     times[key].append(seconds)
-        bare_median = B.median(times["cli.bare_list_seconds"]) if times["cli.bare_list_seconds"] else None
+        bare_median = median(times["cli.bare_list_seconds"]) if times["cli.bare_list_seconds"] else None
         for key in keys:
             samples = tuple(times[key])
             if key in failures:
                 self.record(key, None, bare_median, note=failures[key])
                 continue
-            value = B.median(samples)
+            value = median(samples)
             self.record(key, value, None if key == "cli.bare_list_seconds" else bare_median, samples=samples)
         self.details["cli"] = {"commands": {k: list(v[0][2:]) for k, v in commands_.items()}, "failures": failures}
         if failures:
@@ -302,7 +328,7 @@ class BenchRun:
         self.say(f"    {same:.1f} s")
 
         tracked = [str(p.relative_to(mono)) for p in mono.rglob("*") if p.is_file()]
-        source = B.pick_source_file(tracked)
+        source = pick_source_file(tracked)
         if source is None:
             raise SectionFailed(f"no source file under {self.ws_cfg.monorepo}/*/src to change")
         with (mono / source).open("a", encoding="utf-8") as fh:
@@ -372,12 +398,12 @@ class BenchRun:
         self.record("image.added_vs_naive_bytes", kit - base, naive - base)
         self.record("image.added_bytes", kit - base)
         layers = self._added_layers(kit_ref, self.base)
-        system = sum(layer["bytes"] for layer in layers if B.layer_kind(layer["created_by"]) == "system packages")
-        migrate = sum(layer["bytes"] for layer in layers if B.layer_kind(layer["created_by"]) == "migrate package")
+        system = sum(layer["bytes"] for layer in layers if layer_kind(layer["created_by"]) == "system packages")
+        migrate = sum(layer["bytes"] for layer in layers if layer_kind(layer["created_by"]) == "migrate package")
         self.record("image.system_packages_bytes", system)
         self.record("image.migrate_bytes", migrate)
         self.details["image"] = {**sizes, "naive_build_seconds": naive_seconds, "kit_layers": layers}
-        self.say(f"    kit adds {(kit - base) / B.MB:.1f} MB, naive adds {(naive - base) / B.MB:.1f} MB")
+        self.say(f"    kit adds {(kit - base) / MB:.1f} MB, naive adds {(naive - base) / MB:.1f} MB")
         self.say("==> image: what each service needs at run time (pnpm list --prod in the build stage)")
         needs = self._service_needs()
         total = sum(n["bytes"] for n in needs.values())
@@ -385,10 +411,10 @@ class BenchRun:
         self.record("image.added_vs_needs_bytes", kit - base, total)
         self.record("image.added_without_migrate_bytes", kit - base - migrate, total)
         self.say(
-            f"    the services need {total / B.MB:.1f} MB together ("
-            + ", ".join(f"{name} {n['bytes'] / B.MB:.1f}" for name, n in needs.items())
-            + f"); the image adds {(kit - base) / B.MB:.1f} MB, of which nginx and tini {system / B.MB:.1f} MB"
-            f" and the migrate package {migrate / B.MB:.1f} MB"
+            f"    the services need {total / MB:.1f} MB together ("
+            + ", ".join(f"{name} {n['bytes'] / MB:.1f}" for name, n in needs.items())
+            + f"); the image adds {(kit - base) / MB:.1f} MB, of which nginx and tini {system / MB:.1f} MB"
+            f" and the migrate package {migrate / MB:.1f} MB"
         )
 
     def _added_layers(self, ref: str, base_ref: str) -> list[dict[str, Any]]:
@@ -409,7 +435,7 @@ class BenchRun:
         two services share counts twice: the sum is what separate per-service images would add.
         """
         stage = self.image("build-stage")
-        cmd = B.with_args(self._build_command(stage), "--target", "build")
+        cmd = with_args(self._build_command(stage), "--target", "build")
         result = self.runner.run(cmd, capture=True, quiet=True, check=False)
         if not result.ok:
             raise SectionFailed(f"docker build --target build failed: {_last_line(result)}")
@@ -417,13 +443,13 @@ class BenchRun:
         if not packages:
             raise SectionFailed("no service names its workspace package (services.*.package in atbb.yaml)")
         folders = self._package_folders(set(packages.values()))
-        walk = self._run_in(stage, B.NEEDS_WALK_SCRIPT, *[f"/src/{folders[p]}" for p in packages.values()])
-        included = self._run_in(stage, B.NEEDS_FIND_SCRIPT, *self.cfg.runtime.include)
-        sets = B.needs_paths(walk, included, list(packages.values()))
+        walk = self._run_in(stage, NEEDS_WALK_SCRIPT, *[f"/src/{folders[p]}" for p in packages.values()])
+        included = self._run_in(stage, NEEDS_FIND_SCRIPT, *self.cfg.runtime.include)
+        sets = needs_paths(walk, included, list(packages.values()))
         needs = {}
         for name, pkg in packages.items():
             paths = sets[pkg]
-            size = int(self._run_in(stage, B.NEEDS_TAR_SCRIPT, *paths).strip() or 0)
+            size = int(self._run_in(stage, NEEDS_TAR_SCRIPT, *paths).strip() or 0)
             needs[name] = {"package": pkg, "bytes": size, "paths": len(paths)}
         return needs
 
@@ -444,20 +470,18 @@ class BenchRun:
 
     def _run_in(self, image: str, script: str, *args: str) -> str:
         """Run a sh script in a labelled throwaway container of `image`; its stdout (fails on a non-zero exit)."""
-        container = self.client.containers.run(
+        container = self.stack.run(
             image,
-            list(args),
+            f"probe-{secrets.token_hex(3)}",
+            command=list(args),
             entrypoint=["sh", "-c", script, "sh"],
-            detach=True,
-            labels=self.labels,
-            name=f"{self.prefix}-probe-{secrets.token_hex(3)}",
             network_disabled=True,
         )
         try:
             code = container.wait(timeout=WAIT_SECONDS)["StatusCode"]
             out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
             if code != 0:
-                raise SectionFailed(f"a measurement in {image} exited {code}: {_logs(container)}")
+                raise SectionFailed(f"a measurement in {image} exited {code}: {log_tail(container)}")
             return out
         finally:
             container.remove(force=True)
@@ -475,9 +499,9 @@ class BenchRun:
         first = tuple(r["first_200_seconds"] for r in runs)
         healthy = tuple(r["healthy_seconds"] for r in runs)
         gap = tuple(r["healthy_seconds"] - r["first_200_seconds"] for r in runs)
-        self.record("start.first_200_seconds", B.median(first), samples=first)
-        self.record("start.healthy_seconds", B.median(healthy), samples=healthy)
-        self.record("start.healthy_after_first_200_seconds", B.median(gap), samples=gap)
+        self.record("start.first_200_seconds", median(first), samples=first)
+        self.record("start.healthy_seconds", median(healthy), samples=healthy)
+        self.record("start.healthy_after_first_200_seconds", median(gap), samples=gap)
         self.details["start"] = {"runs": runs, "healthcheck": self._healthcheck(image)}
 
     def _healthcheck(self, image: str) -> dict[str, Any]:
@@ -494,10 +518,10 @@ class BenchRun:
     def section_proxy(self) -> None:
         image = self.ensure_kit_image()
         self.ensure_stack(image)
-        container, _ = self.start_app(image, "proxy")
-        ip = self._ip(container)
+        app = self.start_app(image, "proxy")
         for route in self.routes:
-            self._wait_status(container, f"http://{ip}{route.path}", time.monotonic())
+            self._wait_200(app, route.path)
+        container = app.container
         pid = int(container.attrs["State"]["Pid"])
         probe = self.runner.run(Command(("nsenter", f"--target={pid}", "--net", "--", "true")), check=False, quiet=True)
         if not probe.ok:
@@ -513,12 +537,12 @@ class BenchRun:
             "container": container.name,
             "method": "wrk, HAProxy and Caddy on the host inside the container's network namespace (nsenter --net)",
             "routes": [{"key": r.key, "path": r.path, "service": r.service, "port": r.port} for r in self.routes],
-            "paths": list(B.PATHS),
+            "paths": list(PATHS),
             "peer_threads": threads,
             "peer_configs": configs,
             "cells": cells,
         }
-        ports = {"nginx": 80, **B.PEER_PORTS}
+        ports = {"nginx": 80, **PEER_PORTS}
         all_urls = []
         for route in self.routes:
             all_urls += [f"http://127.0.0.1:{port}{route.path}" for port in (route.port, *ports.values())]
@@ -527,25 +551,25 @@ class BenchRun:
             for route in self.routes:
                 urls = {"direct": f"http://127.0.0.1:{route.port}{route.path}"}
                 urls |= {proxy: f"http://127.0.0.1:{port}{route.path}" for proxy, port in ports.items()}
-                for conns in B.CONNECTIONS:
+                for conns in CONNECTIONS:
                     load_before = load_average()
-                    for which in B.PATHS:
+                    for which in PATHS:
                         self._wrk(pid, urls[which], conns, s.wrk_warmup_seconds)
-                    segments: dict[str, list[B.WrkResult]] = {which: [] for which in B.PATHS}
-                    for which in B.rotation(B.PATHS, s.segments):
+                    segments: dict[str, list[WrkResult]] = {which: [] for which in PATHS}
+                    for which in rotation(PATHS, s.segments):
                         segments[which].append(self._wrk(pid, urls[which], conns, s.wrk_segment_seconds))
-                    stats = {which: B.PathStats.of(segments[which]) for which in B.PATHS}
-                    for fig in B.proxy_figures(self.index, route.key, conns, stats):
+                    stats = {which: PathStats.of(segments[which]) for which in PATHS}
+                    for fig in proxy_figures(self.index, route.key, conns, stats):
                         self.figures[fig.spec.key] = fig
                     cells[f"{route.key}.c{conns}"] = {
                         "path": route.path,
                         "connections": conns,
                         "urls": urls,
-                        **{which: stats[which].to_json() for which in B.PATHS},
+                        **{which: stats[which].to_json() for which in PATHS},
                         "load_average_before": load_before,
                         "load_average_after": load_average(),
                     }
-                    self.say(f"==> proxy {route.path} c{conns}: {B.cell_summary(stats)}")
+                    self.say(f"==> proxy {route.path} c{conns}: {cell_summary(stats)}")
         finally:
             self.stop_peers()
 
@@ -554,18 +578,18 @@ class BenchRun:
         folder = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-peers-"))
         self._temp_dirs.append(folder)
         configs = {}
-        for kind, port in B.PEER_PORTS.items():
+        for kind, port in PEER_PORTS.items():
             if shutil.which(kind) is None:
                 raise SectionFailed(f"{kind} is not installed", f"apt-get install {kind} (scripts/bootstrap.sh)")
-            text = B.render_peer_config(kind, self.cfg, port=port, threads=threads)
-            path = folder / B.PEER_TEMPLATES[kind].removesuffix(".template")
+            text = render_peer_config(kind, self.cfg, port=port, threads=threads)
+            path = folder / PEER_TEMPLATES[kind].removesuffix(".template")
             path.write_text(text, encoding="utf-8")
             configs[kind] = text
             # Caddy keeps state under HOME/XDG folders: a private one, never the invoking user's.
             env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder), "XDG_CONFIG_HOME": str(folder)}
             env["GOMAXPROCS"] = str(threads)
             log = (folder / f"{kind}.log").open("wb")
-            cmd = B.peer_command(kind, pid, path)
+            cmd = peer_command(kind, pid, path)
             proc = subprocess.Popen(
                 list(cmd.argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
             )
@@ -606,153 +630,49 @@ class BenchRun:
                     proc.kill()
                     proc.wait(timeout=5)
 
-    def _wrk(self, pid: int, url: str, conns: int, seconds: int) -> B.WrkResult:
-        cmd = B.wrk_command(pid, url, connections=conns, seconds=seconds, threads=self.settings.wrk_threads)
+    def _wrk(self, pid: int, url: str, conns: int, seconds: int) -> WrkResult:
+        cmd = wrk_command(pid, url, connections=conns, seconds=seconds, threads=self.settings.wrk_threads)
         result = self.runner.run(cmd, capture=True, quiet=True, check=False)
         try:
-            return B.parse_wrk(result.stdout)
+            return parse_wrk(result.stdout)
         except ValueError as exc:
             raise SectionFailed(f"wrk against {url}: {exc} ({_last_line(result)})") from None
 
-    # --- containers ------------------------------------------------------------------------------------
+    # --- containers (on the run's stack) --------------------------------------------------------------
 
     def ensure_stack(self, image: str) -> None:
-        """A private network, a PostgreSQL and one migration: what the app needs to answer 200."""
-        if self.db_url:
-            return
-        if self._image_attrs(self.postgres_image) is None:
-            raise SectionFailed(
-                f"PostgreSQL image {self.postgres_image} is not in the local engine",
-                "set compose.postgres_image (or ATBB_COMPOSE_POSTGRES_IMAGE) to an image you have",
-            )
-        self.network = self.client.networks.create(f"{self.prefix}-net", driver="bridge", labels=self.labels)
-        password = secrets.token_hex(16)
-        pg = self.client.containers.run(
-            self.postgres_image,
-            name=f"{self.prefix}-postgres",
-            detach=True,
-            network=self.network.name,
-            labels=self.labels,
-            environment={"POSTGRES_USER": PG_USER, "POSTGRES_PASSWORD": password, "POSTGRES_DB": PG_DB},
+        """A PostgreSQL and one migration on the run's stack: what the app needs to answer 200."""
+        if self.stack.db is None:
+            self.stack.start_postgres()
+            self.stack.migrate(image)
+
+    def start_app(self, image: str, name: str) -> App:
+        """The app as the Compose example runs it, reached on the run's network (no host port)."""
+        # No per-request log lines from the services: both wrk paths pay for nginx's access log only.
+        env = self.stack.app_env("bench", extra={"LOG_LEVEL": "warn"})
+        return self.stack.start_app(image, name, env, publish=False)
+
+    def _wait_200(self, app: App, path: str) -> float:
+        """Poll every 10 ms until `path` answers 200; seconds since the container was created."""
+        self.stack.wait_answering(
+            app, path, accept=lambda resp: resp.status == 200, interval=0.01, check_every=50, follow_redirects=True
         )
-        deadline = time.monotonic() + WAIT_SECONDS
-        probe = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", PG_USER, "-d", PG_DB]
-        while pg.exec_run(probe)[0] != 0:
-            pg.reload()
-            if pg.status != "running" or time.monotonic() > deadline:
-                raise SectionFailed(f"PostgreSQL did not become ready: {_logs(pg)}")
-            time.sleep(0.5)
-        url = f"postgres://{PG_USER}:{password}@{pg.name}:5432/{PG_DB}"
-        migrate = self.client.containers.run(
-            image,
-            list(image_spec.MIGRATE_ARGS),
-            name=f"{self.prefix}-migrate",
-            detach=True,
-            network=self.network.name,
-            labels=self.labels,
-            environment={"DATABASE_URL": url},
-        )
-        code = migrate.wait(timeout=WAIT_SECONDS)["StatusCode"]
-        if code != 0:
-            raise SectionFailed(f"the migration exited {code}: {_logs(migrate)}")
-        migrate.remove(force=True)
-        self.db_url = url
-
-    def app_env(self) -> dict[str, str]:
-        env: dict[str, str] = {
-            "DATABASE_URL": Secret(self.db_url),
-            "FORUM_DID": "did:plc:" + "".join(secrets.choice(BASE32) for _ in range(24)),
-            "PDS_URL": "https://pds.bench.invalid",
-            "OAUTH_PUBLIC_URL": "https://forum.bench.invalid",
-            "SESSION_SECRET": Secret(secrets.token_hex(32)),
-            # No per-request log lines from the services: both wrk paths pay for nginx's access log only.
-            "LOG_LEVEL": "warn",
-        }
-        for var in self.cfg.env.required:
-            env.setdefault(var, "bench")
-        return env
-
-    def start_app(self, image: str, name: str) -> tuple[Any, float]:
-        """`docker run` the app as the Compose example does (read-only, tmpfs /tmp, no capabilities).
-
-        Returns the container and the monotonic time taken just before `docker run` was started. Values
-        travel in the client's environment (`--env NAME`), never in argv.
-        """
-        env = self.app_env()
-        cmd = Command(
-            argv(
-                self._builder().path,
-                "run",
-                "--detach",
-                "--name",
-                f"{self.prefix}-{name}",
-                "--label",
-                f"{B.LABEL}={self.run_id}",
-                "--network",
-                self.network.name,
-                "--read-only",
-                "--tmpfs",
-                "/tmp",  # noqa: S108 (the container's private tmpfs)
-                "--cap-drop",
-                "ALL",
-                *[("--env", k) for k in env],
-                image,
-            ),
-            env=env,
-            install_hint=commands.DOCKER_HINT,
-        )
-        started = time.monotonic()
-        result = self.runner.run(cmd, capture=True, quiet=True, check=False)
-        if not result.ok:
-            raise SectionFailed(f"docker run failed: {_last_line(result)}")
-        return self.client.containers.get(result.stdout.strip()), started
-
-    def _ip(self, container) -> str:
-        container.reload()
-        return container.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
-
-    def _wait_status(self, container, url: str, started: float) -> float:
-        """Poll `url` every 10 ms until it answers 200; seconds since `started`."""
-        deadline = started + WAIT_SECONDS
-        polls = 0
-        while True:
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if http_status(url) == 200:
-                    return time.monotonic() - started
-            polls += 1
-            if polls % 50 == 0:
-                container.reload()
-                if container.status != "running":
-                    raise SectionFailed(f"the app container exited before {url} answered 200: {_logs(container)}")
-            if time.monotonic() > deadline:
-                raise SectionFailed(f"{url} did not answer 200 within {WAIT_SECONDS:.0f} s: {_logs(container)}")
-            time.sleep(0.01)
+        return time.monotonic() - app.started
 
     def measure_start(self, image: str, name: str) -> dict[str, float]:
-        container, started = self.start_app(image, name)
-        run_seconds = time.monotonic() - started
+        app = self.start_app(image, name)
+        run_seconds = time.monotonic() - app.started
         try:
-            ip = self._ip(container)
-            first = self._wait_status(container, f"http://{ip}{self.cfg.health.path}", started)
-            deadline = started + WAIT_SECONDS
-            while True:
-                container.reload()
-                status = (container.attrs["State"].get("Health") or {}).get("Status")
-                if status == "healthy":
-                    healthy = time.monotonic() - started
-                    break
-                if status in (None, "unhealthy") or time.monotonic() > deadline:
-                    raise SectionFailed(f"the container did not turn healthy (status {status}): {_logs(container)}")
-                time.sleep(0.1)
+            first = self._wait_200(app, self.cfg.health.path)
+            self.stack.wait_healthy(app, interval=0.1)
+            healthy = time.monotonic() - app.started
         finally:
-            container.remove(force=True)
+            self.stack.remove_app(name)
         return {"docker_run_seconds": run_seconds, "first_200_seconds": first, "healthy_seconds": healthy}
 
     # --- facts and cleanup -----------------------------------------------------------------------------
 
     def machine(self) -> dict[str, Any]:
-        from atbb_kit.core.context import read_context
-
         version = self.client.version()
         ctx = read_context({k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}, self.cfg.root())
         base = self._image_attrs(self.base)
@@ -773,20 +693,20 @@ class BenchRun:
             "load_average_end": None,
         }
 
-    def cleanup(self) -> list[str]:
-        """Remove every container, network and image carrying this run's label, and the temp folders."""
-        from atbb_kit.infra.engine import remove_labelled
-
+    def cleanup(self) -> None:
+        """Stop the proxies and remove the temp folders; the stack removes the engine's objects."""
         self.stop_peers()
-        problems = remove_labelled(self.client, f"{B.LABEL}={self.run_id}", ("container", "network", "image"))
         for path in self._temp_dirs:
             shutil.rmtree(path, ignore_errors=True)
-        return problems
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, StepFailed):
+        return exc.one_line()
+    return str(exc) if isinstance(exc, KitError) else f"{type(exc).__name__}: {exc}"
 
 
 def _run_quiet(args, cwd: Path, env: dict[str, str]):
-    import subprocess
-
     return subprocess.run(
         list(args), cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
     )
@@ -797,42 +717,12 @@ def _last_line(result: Result) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def _logs(container) -> str:
-    try:
-        lines = container.logs(tail=15).decode("utf-8", "replace").strip().splitlines()
-    except Exception as exc:  # the evidence is a bonus: never let it hide the failure itself
-        return f"(logs unavailable: {exc})"
-    return "\n".join(["last log lines:", *lines]) if lines else "(no log output)"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so the same `finally` cleans up after both."""
-
-    signum = signal.SIGTERM
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so the cleanup in `finally` runs for both."""
-
-    def handler(signum, frame):
-        raise Terminated
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @dataclass
-class Outcome:
+class RunResult:
+    """What `inv bench` writes and reports: the document, its figures, failed sections, leftovers."""
+
     doc: dict[str, Any]
-    figures: list[B.Figure]
+    figures: list[Figure]
     failed: dict[str, str]
     cleanup_problems: list[str]
 
@@ -847,25 +737,28 @@ def run_bench(
     base: str,
     nginx_conf: Path | None,
     say: Callable[[str], None],
-) -> Outcome:
-    settings = B.settings_for(quick)
-    bench = BenchRun(cfg, client, runner, settings, base, cfg.compose.postgres_image, nginx_conf=nginx_conf, say=say)
+) -> RunResult:
+    settings = settings_for(quick)
+    stack = Stack(
+        client, LABEL, NAME_PREFIX, cfg.compose.postgres_image, tuple(cfg.env.required), WAIT_SECONDS, say=say
+    )
+    bench = BenchRun(cfg, stack, runner, settings, base, nginx_conf=nginx_conf, say=say)
     started_at, started = _now(), time.monotonic()
     say(
         f"==> bench run {bench.run_id} ({'quick' if quick else 'full'}): {', '.join(sections)}; everything it starts"
-        f" is named {bench.prefix}-* and labelled {B.LABEL}={bench.run_id}"
+        f" is named {bench.prefix}-* and labelled {LABEL}={bench.run_id}"
     )
     machine = bench.machine()
     status: dict[str, dict[str, Any]] = {
-        name: {"status": "skipped", "error": None, "seconds": 0.0, "load_average_after": None} for name in B.SECTIONS
+        name: {"status": "skipped", "error": None, "seconds": 0.0, "load_average_after": None} for name in SECTIONS
     }
     failed: dict[str, str] = {}
     from docker.errors import DockerException
     from requests.exceptions import RequestException
 
     # What a section may fail with and the run survive; anything else is a kit bug and propagates.
-    expected = (KitError, DockerException, RequestException, OSError, http.client.HTTPException)
-    with _sigterm_as_interrupt():
+    expected = (KitError, StepFailed, DockerException, RequestException, *TRANSPORT_ERRORS)
+    with stack:
         try:
             for name in sections:
                 t0 = time.monotonic()
@@ -873,31 +766,32 @@ def run_bench(
                     getattr(bench, f"section_{name}")()
                     status[name] = {"status": "ok", "error": None}
                 except expected as exc:
-                    failed[name] = str(exc) if isinstance(exc, KitError) else f"{type(exc).__name__}: {exc}"
+                    failed[name] = _failure(exc)
                     status[name] = {"status": "failed", "error": failed[name]}
                     say(f"error: bench section {name}: {failed[name]}")
                 status[name]["seconds"] = time.monotonic() - t0
                 status[name]["load_average_after"] = load_average()
         finally:
-            say(f"==> removing everything run {bench.run_id} created")
-            problems = bench.cleanup()
-            for problem in problems:
-                say(f"warning: could not remove {problem}")
+            stack.guard.cleaning = True
+            bench.cleanup()
+    interrupted = stack.interruption("bench")
+    if interrupted is not None:
+        raise interrupted
     machine["builder"] = bench.cli.builder if bench.cli else None
     machine["load_average_end"] = load_average()
-    complete = tuple(sections) == B.SECTIONS
-    specs = B.catalog(quick=quick, complete=complete, routes=bench.routes)
+    complete = tuple(sections) == SECTIONS
+    specs = catalog(quick=quick, complete=complete, routes=bench.routes)
     total = time.monotonic() - started
-    index = B.spec_index(specs)
-    bench.figures["bench.total_seconds"] = B.Figure(index["bench.total_seconds"], total)
+    index = spec_index(specs)
+    bench.figures["bench.total_seconds"] = Figure(index["bench.total_seconds"], total)
     missing = {
         name: ("not in --only" if s["status"] == "skipped" else f"section failed: {s['error']}").splitlines()[0][:200]
         for name, s in status.items()
     }
     # Figures were recorded against the catalog of a complete run; re-key them onto this run's specs.
-    measured = {k: B.Figure(index[k], f.value, f.baseline, f.samples, f.note) for k, f in bench.figures.items()}
-    figures = B.fill(specs, measured, missing)
-    doc = B.document(
+    measured = {k: Figure(index[k], f.value, f.baseline, f.samples, f.note) for k, f in bench.figures.items()}
+    figures = fill(specs, measured, missing)
+    doc = document(
         run_id=bench.run_id,
         mode="quick" if quick else "full",
         requested=sections,
@@ -909,4 +803,4 @@ def run_bench(
         figures=figures,
         details=bench.details,
     )
-    return Outcome(doc, figures, failed, problems)
+    return RunResult(doc, figures, failed, stack.problems)

@@ -190,9 +190,9 @@ def names_a_registry(ref: str) -> bool:
 
 
 def ensure_image(c, k, ref: str, *, custom: bool, pull: bool, build: bool) -> None:
+    from atbb_kit.commands.base import Command
     from atbb_kit.core.errors import CommandFailed, KitError
     from atbb_kit.infra import engine
-    from atbb_kit.infra.runner import Command
 
     present = engine.image_size(ref) is not None
     if custom and not present and not build and names_a_registry(ref):
@@ -317,7 +317,8 @@ def one_off(docker: str, job: str, what: str, deadline: float, fix: str, *, remo
     """A OneOff with a fresh container name `atbb-<job>-<8 hex>` (unique: several tasks may share an engine).
     From here on SIGTERM and SIGHUP unwind the task like Ctrl-C, so the `finally` that removes a container
     created between commands runs when the task is stopped."""
-    from atbb_kit.infra.runner import OneOff, interrupt_on_termination
+    from atbb_kit.commands.base import OneOff
+    from atbb_kit.infra.runner import interrupt_on_termination
     from atbb_kit.ops import backup
 
     interrupt_on_termination()
@@ -339,8 +340,8 @@ def migrate_deadline(cfg, timeout: int | None) -> int:
 def migrator_env(values: Mapping[str, str]) -> dict[str, str]:
     """The env file's variables for the migrator: not DB_WAIT_TIMEOUT (atbb.yaml's migrate.wait_timeout
     decides it), nor what only the Compose example's PostgreSQL reads."""
+    from atbb_kit.commands.base import Secret
     from atbb_kit.commands.compose import POSTGRES_VARIABLES
-    from atbb_kit.infra.runner import Secret
 
     dropped = {"DB_WAIT_TIMEOUT", *POSTGRES_VARIABLES}
     return {name: Secret(value) for name, value in values.items() if name not in dropped}

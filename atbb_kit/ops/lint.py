@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from atbb_kit.commands import build as commands
-from atbb_kit.infra.runner import Command, argv
+from atbb_kit.commands.base import Command, argv
 
 # How to get each tool; shown when it is missing. The Python ones come with the kit's test extra.
 PY_TOOLS_HINT = "pip install -e '.[test]' (or run scripts/bootstrap.sh)"

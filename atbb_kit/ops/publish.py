@@ -49,8 +49,9 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import semver
 
+    from atbb_kit.commands.base import Secret
     from atbb_kit.core.tags import TagPlan
-    from atbb_kit.infra.runner import Runner, Secret
+    from atbb_kit.infra.runner import Runner
 
 LATEST = "latest"
 # Registries GITHUB_TOKEN may be sent to (plus loopback addresses, for local and CI test registries).
@@ -104,9 +105,9 @@ class Login:
 
 def registry_login(environ: Mapping[str, str], registry: str) -> tuple[Login | None, list[str]]:
     """The login to perform (None: rely on the docker client's existing login) and notes for stderr."""
+    from atbb_kit.commands.base import Secret
     from atbb_kit.core.errors import KitError
     from atbb_kit.infra.registry_api import is_loopback
-    from atbb_kit.infra.runner import Secret
 
     notes: list[str] = []
     token_var = next((v for v in ("ATBB_REGISTRY_TOKEN", "GITHUB_TOKEN") if environ.get(v, "").strip()), None)

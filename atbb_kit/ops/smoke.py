@@ -13,26 +13,26 @@ after the HEALTHCHECK line and before `docker stop`, which ends the app they loa
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import secrets
-import signal
-import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atbb_kit.core import image_spec
+from atbb_kit.core import routing
 from atbb_kit.core.errors import KitError
+from atbb_kit.infra import engine, polling
+from atbb_kit.infra import http as httpc
+from atbb_kit.infra.console import Column, console
 from atbb_kit.infra.envfile import validate
-from atbb_kit.infra.runner import Secret, reveal
+from atbb_kit.infra.http import EXCERPT, Http
+from atbb_kit.infra.polling import Waiting
+from atbb_kit.ops import browser_check
+from atbb_kit.ops.stack import App, Stack, StepFailed, cleanup_hint, log_tail
 
 if TYPE_CHECKING:
     from atbb_kit.core.config import Config
@@ -44,10 +44,6 @@ OK, FAIL, SKIPPED = "ok", "fail", "skipped"
 STOP_GRACE = 10
 # How long the app must stay up after nginx first answers to count as started (see check_start).
 STARTUP_GRACE = 3.0
-LOG_LINES = 20
-EXCERPT = 200
-PG_USER = PG_DB = "atbb"
-BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 # Answers that mean "not up yet" rather than "wrong": nginx says 502 until the upstream listens, and the
 # appview's health says 503 while its database pool connects. Anything else is final.
 STARTING = frozenset({502, 503, 504})
@@ -58,7 +54,7 @@ STARTING = frozenset({502, 503, 504})
 
 
 @dataclass(frozen=True)
-class Check:
+class SmokeCheck:
     key: str
     title: str
     # Keys of the checks that must pass first; otherwise this one is skipped (transitively).
@@ -71,39 +67,39 @@ def health_title(cfg: Config) -> str:
     return f"{h.path} answers {h.status}{body} from {cfg.health_service()}"
 
 
-def checklist(cfg: Config, browser: bool = False) -> tuple[Check, ...]:
+def checklist(cfg: Config, browser: bool = False) -> tuple[SmokeCheck, ...]:
     """The ten lines, in the order they run. Titles are what users see and what failures are named by;
     every expectation comes from atbb.yaml (health, routes), none from one app's response shapes.
 
     With `browser`, Chromium's lines go between the HEALTHCHECK and the stop (which ends the app)."""
     lines = (
-        Check("size", f"image size within the {cfg.image.size_budget_mb} MB budget"),
-        Check("postgres", "PostgreSQL is ready"),
-        Check("migrate", "migration runs (exit 0)", ("postgres",)),
-        Check("migrate-again", "migration runs again (idempotent, exit 0)", ("migrate",)),
+        SmokeCheck("size", f"image size within the {cfg.image.size_budget_mb} MB budget"),
+        SmokeCheck("postgres", "PostgreSQL is ready"),
+        SmokeCheck("migrate", "migration runs (exit 0)", ("postgres",)),
+        SmokeCheck("migrate-again", "migration runs again (idempotent, exit 0)", ("migrate",)),
         # The app needs the schema: without it the pages fail too, and that second failure would only hide
         # the first one.
-        Check("start", "app container starts with a generated env", ("migrate",)),
-        Check("health", health_title(cfg), ("start",)),
-        Check("page", f"/ answers a page from {cfg.service_for('/')}", ("start",)),
-        Check("routes", f"each of the {len(route_probes(cfg))} routes reaches its service", ("start",)),
+        SmokeCheck("start", "app container starts with a generated env", ("migrate",)),
+        SmokeCheck("health", health_title(cfg), ("start",)),
+        SmokeCheck("page", f"/ answers a page from {cfg.service_for('/')}", ("start",)),
+        SmokeCheck("routes", f"each of the {len(route_probes(cfg))} routes reaches its service", ("start",)),
         # The HEALTHCHECK probes the same path through nginx: when that path is broken, waiting ~40 s
         # for Docker to say "unhealthy" would only repeat line 6.
-        Check("healthy", "HEALTHCHECK turns healthy", ("health",)),
-        Check("stop", f"docker stop exits 0 within {STOP_GRACE} s", ("start",)),
+        SmokeCheck("healthy", "HEALTHCHECK turns healthy", ("health",)),
+        SmokeCheck("stop", f"docker stop exits 0 within {STOP_GRACE} s", ("start",)),
     )
     if not browser:
         return lines
     return (*lines[:-1], *browser_checks(cfg), lines[-1])
 
 
-def browser_checks(cfg: Config) -> tuple[Check, ...]:
+def browser_checks(cfg: Config) -> tuple[SmokeCheck, ...]:
     """`--browser`: Chromium starts once every curl-level line passed, then a line per configured page."""
     pages = tuple(
-        Check(f"browser-{i}", f"{page} loads in Chromium without errors", ("chromium",))
+        SmokeCheck(f"browser-{i}", f"{page} loads in Chromium without errors", ("chromium",))
         for i, page in enumerate(cfg.smoke.browser.pages, 1)
     )
-    return (Check("chromium", "headless Chromium starts", ("page", "routes", "healthy")), *pages)
+    return (SmokeCheck("chromium", "headless Chromium starts", ("page", "routes", "healthy")), *pages)
 
 
 @dataclass(frozen=True)
@@ -119,8 +115,6 @@ class RouteProbe:
 
 def route_probes(cfg: Config) -> list[RouteProbe]:
     """A request per route and server block, derived from atbb.yaml by the same rules nginx follows."""
-    from atbb_kit.core import routing
-
     probes = []
     for server in routing.servers(cfg.routes):
         # A wildcard host is probed through one made-up subdomain of it.
@@ -136,18 +130,14 @@ def route_probes(cfg: Config) -> list[RouteProbe]:
     return probes
 
 
-class CheckFailed(Exception):
-    """One checklist line failed: `summary` is one line for the table, `reason` the evidence (body, logs)."""
-
-    def __init__(self, summary: str, reason: str = "") -> None:
-        super().__init__(summary)
-        self.summary = summary
-        self.reason = reason
+class CheckFailed(StepFailed):
+    """One checklist line failed: `summary` is one line for the table, `reason` the evidence (body, logs).
+    A stack step that fails (StepFailed) fails its line the same way."""
 
 
 @dataclass(frozen=True)
-class Outcome:
-    check: Check
+class CheckResult:
+    check: SmokeCheck
     status: str
     seconds: float = 0.0
     detail: str = ""
@@ -157,21 +147,21 @@ class Outcome:
 class Reporter:
     """Where the loop announces progress; the default prints nothing (tests), `Printer` prints to stderr."""
 
-    def started(self, index: int, check: Check):
+    def started(self, index: int, check: SmokeCheck):
         return nullcontext()
 
-    def finished(self, index: int, total: int, outcome: Outcome) -> None:
+    def finished(self, index: int, total: int, outcome: CheckResult) -> None:
         pass
 
 
 def run_checklist(
-    checks: Sequence[Check],
+    checks: Sequence[SmokeCheck],
     actions: Mapping[str, Callable[[], str | None]],
     reporter: Reporter | None = None,
-    errors: tuple[type[BaseException], ...] = (CheckFailed,),
+    errors: tuple[type[BaseException], ...] = (StepFailed,),
     clock: Callable[[], float] = time.monotonic,
-    outcomes: list[Outcome] | None = None,
-) -> list[Outcome]:
+    outcomes: list[CheckResult] | None = None,
+) -> list[CheckResult]:
     """Run each check whose needs passed, in order; skip the others. `errors` become failed lines.
 
     Anything else (an interrupt, a kit bug) propagates: the caller's finally still cleans up, and
@@ -179,34 +169,34 @@ def run_checklist(
     """
     reporter = reporter or Reporter()
     outcomes = [] if outcomes is None else outcomes
-    by_key: dict[str, Outcome] = {}
+    by_key: dict[str, CheckResult] = {}
     titles = {c.key: c.title for c in checks}
     for index, check in enumerate(checks, 1):
         blockers = [n for n in check.needs if by_key.get(n) is None or by_key[n].status != OK]
         if blockers:
-            outcome = Outcome(check, SKIPPED, detail="needs: " + "; ".join(titles.get(b, b) for b in blockers))
+            outcome = CheckResult(check, SKIPPED, detail="needs: " + "; ".join(titles.get(b, b) for b in blockers))
         else:
             started = clock()
             try:
                 with reporter.started(index, check):
                     detail = actions[check.key]() or ""
-                outcome = Outcome(check, OK, clock() - started, detail)
+                outcome = CheckResult(check, OK, clock() - started, detail)
             except errors as exc:
-                if isinstance(exc, CheckFailed):
-                    outcome = Outcome(check, FAIL, clock() - started, exc.summary, exc.reason)
+                if isinstance(exc, StepFailed):
+                    outcome = CheckResult(check, FAIL, clock() - started, exc.summary, exc.reason)
                 else:
                     text = str(exc)
                     summary = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:EXCERPT]
                     # The whole message only when the one-line summary had to cut it.
                     full = text if text and not summary.endswith(text) else ""
-                    outcome = Outcome(check, FAIL, clock() - started, summary, full)
+                    outcome = CheckResult(check, FAIL, clock() - started, summary, full)
         by_key[check.key] = outcome
         outcomes.append(outcome)
         reporter.finished(index, len(checks), outcome)
     return outcomes
 
 
-def verdict(outcomes: Sequence[Outcome]) -> KitError | None:
+def verdict(outcomes: Sequence[CheckResult]) -> KitError | None:
     """None when every line passed; else the error naming the failed lines (skipped ones are counted)."""
     failed = [o.check.title for o in outcomes if o.status == FAIL]
     skipped = sum(1 for o in outcomes if o.status == SKIPPED)
@@ -219,56 +209,7 @@ def verdict(outcomes: Sequence[Outcome]) -> KitError | None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The app's environment, and the verdicts on its answers: pure.
-
-
-def forum_did(token: Callable[[Sequence[str]], str] = secrets.choice) -> str:
-    """A syntactically valid did:plc (24 base32 characters) that names no real forum."""
-    return "did:plc:" + "".join(token(BASE32) for _ in range(24))
-
-
-def database_url(host: str, password: str) -> Secret:
-    return Secret(f"postgres://{PG_USER}:{password}@{host}:5432/{PG_DB}")
-
-
-def generated_env(db_url: str, required: Sequence[str] = ()) -> dict[str, str]:
-    """Values for every required variable; secrets stay `Secret` so nothing prints them.
-
-    `.invalid` (RFC 2606) can never resolve: the smoke test must not reach any real PDS or forum.
-    A required variable the kit does not know gets a placeholder, as nothing else could be meant.
-    """
-    env: dict[str, str] = {
-        "DATABASE_URL": db_url if isinstance(db_url, Secret) else Secret(db_url),
-        "FORUM_DID": forum_did(),
-        "PDS_URL": "https://pds.smoke.invalid",
-        "OAUTH_PUBLIC_URL": "https://forum.smoke.invalid",
-        "SESSION_SECRET": Secret(secrets.token_hex(32)),
-    }
-    for var in required:
-        env.setdefault(var, "smoke")
-    return env
-
-
-@dataclass(frozen=True)
-class Http:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-    @property
-    def content_type(self) -> str:
-        return self.headers.get("content-type", "")
-
-    def excerpt(self) -> str:
-        # Whitespace collapsed so an HTML page still reads as one line in a terminal.
-        text = " ".join(self.body.decode("utf-8", "replace").split())
-        return text[:EXCERPT] + ("…" if len(text) > EXCERPT else "")
-
-    def describe(self) -> str:
-        return f"HTTP {self.status} ({self.content_type or 'no content type'}): {self.excerpt() or '(empty body)'}"
-
-    def json(self) -> Any:
-        return json.loads(self.body)
+# The verdicts on the app's answers: pure.
 
 
 def judge_health(resp: Http, status: int = 200, body: str | None = None) -> CheckFailed | None:
@@ -328,102 +269,22 @@ def judge_size(size: int, budget_mb: int) -> CheckFailed | None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Signals: Ctrl-C and SIGTERM must end in cleanup, never in leaked containers.
-
-
-class Interrupted(BaseException):
-    """Raised in the main thread by a signal. A BaseException so no `except Exception` swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class SmokeInterrupted(KitError):
-    def __init__(self, what: str, fix: str | None, signum: int) -> None:
-        super().__init__(what, fix)
-        self.exit_code = 128 + signum  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
-
-
-class Guard:
-    """Turns signals into `Interrupted`, except where an exception would do harm.
-
-    Inside `critical()` (a create call: the engine may finish creating after the client gave up, and the
-    sweep would miss it) the signal is remembered and raised when the section ends. During cleanup it is
-    only acknowledged: a second Ctrl-C must not leave half of the objects behind.
-    """
-
-    def __init__(self, say: Callable[[str], None] = lambda _: None) -> None:
-        self.pending: int | None = None
-        self.depth = 0
-        self.cleaning = False
-        self.say = say
-
-    def on_signal(self, signum: int, frame: Any = None) -> None:
-        if self.pending is None:
-            self.pending = signum
-        if self.cleaning:
-            self.say(f"received {signal.Signals(signum).name} while cleaning up: finishing the cleanup first")
-            return
-        if self.depth:
-            return
-        raise Interrupted(signum)
-
-    @contextmanager
-    def critical(self) -> Iterator[None]:
-        self.depth += 1
-        try:
-            yield
-        finally:
-            self.depth -= 1
-            if not self.depth and self.pending is not None and not self.cleaning:
-                raise Interrupted(self.pending)
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        # Python only lets the main thread set handlers; elsewhere (an embedding) the default ones stay.
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        previous = {s: signal.getsignal(s) for s in wanted}
-        for s in wanted:
-            signal.signal(s, self.on_signal)
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Output
 
 
 class Printer(Reporter):
     """One line per check on stderr as it completes; a spinner while it runs when stderr is a terminal."""
 
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.console = None
-        if getattr(self.stream, "isatty", lambda: False)():
-            from rich.console import Console
-
-            self.console = Console(file=self.stream)
+    def __init__(self, out: Any = None) -> None:
+        self.console = out or console
 
     def say(self, text: str) -> None:
-        if self.console is not None:
-            # Through rich, so a line printed while the spinner runs lands above it instead of through it.
-            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        else:
-            print(text, file=self.stream, flush=True)
+        self.console.say(text)
 
-    def started(self, index: int, check: Check):
-        if self.console is None:
-            return nullcontext()
+    def started(self, index: int, check: SmokeCheck):
         return self.console.status(f"checking: {check.title}")
 
-    def finished(self, index: int, total: int, outcome: Outcome) -> None:
+    def finished(self, index: int, total: int, outcome: CheckResult) -> None:
         status = "FAIL" if outcome.status == FAIL else outcome.status
         timing = f" ({outcome.seconds:.1f} s)" if outcome.status != SKIPPED else ""
         detail = f" — {outcome.detail}" if outcome.detail else ""
@@ -433,114 +294,60 @@ class Printer(Reporter):
                 self.say(f"        {line}")
 
 
-def print_table(outcomes: Sequence[Outcome], image: str, run_id: str, seconds: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
+_STYLE = {OK: "green", FAIL: "bold red", SKIPPED: "yellow"}
+_COLUMNS = (
+    Column("#", justify="right"),
+    Column("check"),
+    Column("result", markup=True),
+    Column("time", justify="right"),
+    Column("detail"),
+)
 
-    table = Table(title=f"smoke: {image}", caption=f"run {run_id}, {seconds:.1f} s in all")
-    table.add_column("#", justify="right")
-    table.add_column("check")
-    table.add_column("result")
-    table.add_column("time", justify="right")
-    table.add_column("detail", overflow="fold")
-    style = {OK: "green", FAIL: "bold red", SKIPPED: "yellow"}
-    for i, o in enumerate(outcomes, 1):
-        table.add_row(
+
+def print_table(outcomes: Sequence[CheckResult], image: str, run_id: str, seconds: float) -> None:
+    rows = [
+        (
             str(i),
             o.check.title,
-            f"[{style[o.status]}]{o.status}[/]",
+            f"[{_STYLE[o.status]}]{o.status}[/]",
             f"{o.seconds:.1f} s" if o.status != SKIPPED else "",
             o.detail,
         )
-    # rich wraps at 80 columns when stdout is not a terminal (CI logs): wide enough to keep lines whole.
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=max(console.width, 120))
-    console.print(table)
+        for i, o in enumerate(outcomes, 1)
+    ]
+    console.table(f"smoke: {image}", _COLUMNS, rows, caption=f"run {run_id}, {seconds:.1f} s in all")
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The engine side
+# The engine side: the checks, on top of the throwaway stack (ops/stack.py)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # A redirect is an answer to judge (the page check accepts one), not something to follow.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-def http_get(url: str, timeout: float = 5.0, headers: Mapping[str, str] | None = None) -> Http:
-    req = urllib.request.Request(  # noqa: S310 (loopback only)
-        url, headers={"User-Agent": "atbb-kit-smoke", **(headers or {})}
-    )
-    try:
-        with _OPENER.open(req, timeout=timeout) as resp:
-            return Http(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
-    except urllib.error.HTTPError as err:
-        return Http(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
-
-
-# Terminal control sequences (colours, cursor moves) that CLIs such as drizzle-kit print for spinners.
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
-
-
-def plain_lines(raw: bytes) -> list[str]:
-    """Log output as a person reads it: control sequences gone, a spinner's redrawn line as its last state."""
-    text = raw.decode("utf-8", "replace")
-    lines = []
-    for line in text.split("\n"):
-        # A line redrawn with \r or "cursor to column 1" shows only its final state on a terminal.
-        last = re.split(r"\r|\x1b\[1G", line.rstrip("\r"))[-1]
-        cleaned = _ANSI.sub("", last).strip()
-        if cleaned:
-            lines.append(cleaned)
-    return lines
-
-
-def _indent_logs(raw: bytes) -> str:
-    lines = raw.decode("utf-8", "replace").rstrip().splitlines()[-LOG_LINES:]
-    return "\n".join(["last log lines:", *lines]) if lines else "(no log output)"
+def make_stack(client: Any, cfg: Config | None, **kwargs: Any) -> Stack:
+    """This run's stack: `atbb-smoke-<run id>-*`, labelled `atbb.smoke=<run id>`."""
+    postgres = cfg.compose.postgres_image if cfg is not None else ""
+    required = tuple(cfg.env.required) if cfg is not None else ()
+    return Stack(client, LABEL, NAME_PREFIX, postgres, required, **kwargs)
 
 
 @dataclass
 class SmokeRun:
-    """One run's objects on the engine and the ten actions; `cleanup` removes everything by label."""
+    """The checks of one run, on its stack; the stack owns the engine's objects and their cleanup."""
 
-    client: Any
+    stack: Stack
     cfg: Config
     image: str
-    postgres_image: str
-    timeout: float = 120.0
-    keep: bool = False
-    guard: Guard = field(default_factory=Guard)
-    say: Callable[[str], None] = lambda _: None
-    run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     # --browser: the Chromium executable to launch, and the folder its screenshots go to.
     chromium: str = ""
     screenshots: Path | None = None
-
-    network: Any = None
-    postgres: Any = None
+    # The app container (SDK object), and the stack's record of it (its URL, when it started).
     app: Any = None
-    db_url: str = ""
+    started_app: App | None = None
     url: str = ""
-    exits_reported: set[str] = field(default_factory=set)
     browser: Any = None
 
     @property
-    def prefix(self) -> str:
-        return f"{NAME_PREFIX}-{self.run_id}"
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return {LABEL: self.run_id}
-
-    @property
-    def selector(self) -> dict[str, str]:
-        return {"label": f"{LABEL}={self.run_id}"}
+    def timeout(self) -> float:
+        return self.stack.timeout
 
     def actions(self) -> dict[str, Callable[[], str | None]]:
         browser: dict[str, Callable[[], str | None]] = {}
@@ -561,191 +368,62 @@ class SmokeRun:
             "stop": self.check_stop,
         }
 
-    # --- helpers ----------------------------------------------------------------------------------------
-
-    def _deadline(self) -> float:
-        return time.monotonic() + self.timeout
-
-    def _logs(self, container) -> str:
-        try:
-            return _indent_logs(container.logs(tail=LOG_LINES))
-        except Exception as exc:  # the evidence is a bonus: never let it hide the failure itself
-            return f"(logs unavailable: {exc})"
-
-    def _volumes(self, image: str, role: str) -> dict[str, dict[str, str]]:
-        """A labelled volume for each VOLUME the image declares, so Docker creates no anonymous one.
-
-        Anonymous volumes carry no label; one the sweep cannot find is one that leaks.
-        """
-        declared = (self.client.images.get(image).attrs.get("Config") or {}).get("Volumes") or {}
-        mounts = {}
-        for i, path in enumerate(sorted(declared)):
-            with self.guard.critical():
-                vol = self.client.volumes.create(name=f"{self.prefix}-{role}-{i}", labels=self.labels)
-            mounts[vol.name] = {"bind": path, "mode": "rw"}
-        return mounts
-
-    def _run(self, image: str, name: str, **kwargs):
-        with self.guard.critical():
-            return self.client.containers.run(
-                image, name=f"{self.prefix}-{name}", detach=True, labels=self.labels, **kwargs
-            )
-
-    def _require_running(self, container, what: str) -> None:
-        container.reload()
-        state = container.attrs["State"]
-        if state["Status"] == "running":
-            return
-        summary = f"{what} exited (code {state.get('ExitCode')})"
-        # Every later line that needs the app fails the same way: show its logs once, not once per line.
-        if container.id in self.exits_reported:
-            raise CheckFailed(summary, "its last log lines are shown above")
-        self.exits_reported.add(container.id)
-        raise CheckFailed(summary, self._logs(container))
-
-    def _ensure_image(self, ref: str) -> None:
-        from docker.errors import DockerException, ImageNotFound
-
-        try:
-            self.client.images.get(ref)
-        except ImageNotFound:
-            self.say(f"==> {ref} is not local: pulling it")
-            try:
-                self.client.images.pull(ref)
-            except DockerException as exc:
-                raise CheckFailed(
-                    f"{ref} is not local and cannot be pulled",
-                    f"{str(exc)[-300:]}\n"
-                    "set compose.postgres_image (or ATBB_COMPOSE_POSTGRES_IMAGE) to an image you have",
-                ) from None
+    def _require_app(self) -> None:
+        self.stack.require_running(self.app, "the app container")
 
     def _get_settled(self, path: str, headers: Mapping[str, str] | None = None) -> Http:
         """GET through the published port until the answer is not a "still starting" one."""
-        deadline = self._deadline()
-        last: Http | str = "no answer"
-        while True:
-            self._require_running(self.app, "the app container")
+        last: list[Http | str] = ["no answer"]
+
+        def settled() -> Http | Waiting:
+            self._require_app()
             try:
-                resp = http_get(self.url + path, headers=headers)
-                if resp.status not in STARTING:
-                    return resp
-                last = resp
-            except (OSError, http.client.HTTPException) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() > deadline:
-                shown = last.describe() if isinstance(last, Http) else last
-                raise CheckFailed(
-                    f"no settled answer within {self.timeout:.0f} s", f"last: {shown}\n{self._logs(self.app)}"
-                )
-            time.sleep(0.25)
+                resp = httpc.get(self.url + path, headers=headers, agent="atbb-kit-smoke")
+            except httpc.TRANSPORT_ERRORS as exc:
+                last[0] = f"{type(exc).__name__}: {exc}"
+                return Waiting(last[0])
+            if resp.status in STARTING:
+                last[0] = resp
+                return Waiting(resp.describe())
+            return resp
+
+        try:
+            return self.stack.poll(settled, interval=0.25)
+        except polling.TimedOut as exc:
+            raise CheckFailed(
+                f"no settled answer within {self.timeout:.0f} s", f"last: {exc.reason}\n{log_tail(self.app)}"
+            ) from None
 
     # --- the ten actions --------------------------------------------------------------------------------
 
     def check_size(self) -> str:
-        from atbb_kit.infra.engine import layers_size
-
         # The same measure as `inv image` and image.size_budget_mb: the platform's unpacked layers.
-        size = layers_size(self.client.images.get(self.image).attrs)
+        size = engine.layers_size(self.stack.client.images.get(self.image).attrs)
         problem = judge_size(size, self.cfg.image.size_budget_mb)
         if problem:
             raise problem
         return f"{size / 1e6:.1f} MB"
 
     def check_postgres(self) -> str:
-        self._ensure_image(self.postgres_image)
-        with self.guard.critical():
-            self.network = self.client.networks.create(f"{self.prefix}-net", driver="bridge", labels=self.labels)
-        password = secrets.token_hex(16)
-        self.postgres = self._run(
-            self.postgres_image,
-            "postgres",
-            network=self.network.name,
-            environment={"POSTGRES_USER": PG_USER, "POSTGRES_PASSWORD": password, "POSTGRES_DB": PG_DB},
-            volumes=self._volumes(self.postgres_image, "postgres"),
-        )
-        self.db_url = database_url(self.postgres.name, password)
-        deadline = self._deadline()
-        # Over TCP: the official image's first-start server listens on the socket only, so a socket probe
-        # could pass before the real server is up.
-        probe = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", PG_USER, "-d", PG_DB]
-        while True:
-            self._require_running(self.postgres, "PostgreSQL")
-            code, output = self.postgres.exec_run(probe)
-            if code == 0:
-                return self.postgres_image
-            if code in (126, 127):
-                raise CheckFailed(f"{self.postgres_image} has no pg_isready", output.decode("utf-8", "replace"))
-            if time.monotonic() > deadline:
-                raise CheckFailed(f"not ready within {self.timeout:.0f} s", self._logs(self.postgres))
-            time.sleep(0.5)
+        self.stack.start_postgres()
+        return self.stack.postgres_image
 
     def check_migrate(self, attempt: int) -> str:
-        from requests.exceptions import RequestException
-
-        container = self._run(
-            self.image,
-            f"migrate-{attempt}",
-            command=list(image_spec.MIGRATE_ARGS),
-            network=self.network.name,
-            # Only DATABASE_URL: the design promises migrations need nothing else. No DB_WAIT_TIMEOUT either:
-            # PostgreSQL already answered over TCP, so a migrator that still cannot connect is a failure.
-            environment={"DATABASE_URL": reveal(self.db_url)},
-        )
-        try:
-            try:
-                code = container.wait(timeout=self.timeout)["StatusCode"]
-            except RequestException:
-                raise CheckFailed(f"did not finish within {self.timeout:.0f} s", self._logs(container)) from None
-            output = plain_lines(container.logs())
-            if code != 0:
-                raise CheckFailed(f"exited {code}", _indent_logs("\n".join(output).encode()))
-            return output[-1][:EXCERPT] if output else "exit 0"
-        finally:
-            if not self.keep:
-                container.remove(force=True, v=True)
+        output = self.stack.migrate(self.image, f"migrate-{attempt}")
+        return output[-1][:EXCERPT] if output else "exit 0"
 
     def check_start(self) -> str:
-        env = generated_env(self.db_url, self.cfg.env.required)
+        env = self.stack.app_env("smoke")
         report = validate(env, self.cfg.env.required, "generated env")
         if not report.ok:
             raise CheckFailed("the generated env is invalid", "\n".join(report.problems))
-        # As the Compose example runs it: read-only root, a tmpfs /tmp, no capabilities.
-        self.app = self._run(
-            self.image,
-            "app",
-            network=self.network.name,
-            environment={k: reveal(v) for k, v in env.items()},
-            ports={"80/tcp": ("127.0.0.1", None)},
-            read_only=True,
-            tmpfs={"/tmp": ""},  # noqa: S108 (the container's /tmp, a private tmpfs)
-            cap_drop=["ALL"],
-            volumes=self._volumes(self.image, "app"),
-        )
-        self.app.reload()
-        bindings = (self.app.attrs["NetworkSettings"]["Ports"] or {}).get("80/tcp") or []
-        if not bindings:
-            raise CheckFailed("port 80 was not published", self._logs(self.app))
-        self.url = f"http://127.0.0.1:{bindings[0]['HostPort']}"
+        started = self.stack.start_app(self.image, "app", env)
+        self.started_app, self.app, self.url = started, started.container, started.url
         # Started = nginx answers at all (whether the right thing answers is for the next lines) and the
         # container is still up STARTUP_GRACE seconds in: a service that dies at start-up ends the container
         # within about two seconds (the supervisor polls once a second), and that failure belongs here.
-        started = time.monotonic()
-        deadline = self._deadline()
-        answered = False
-        while True:
-            self._require_running(self.app, "the app container")
-            if not answered:
-                try:
-                    http_get(self.url + "/", timeout=2)
-                    answered = True
-                except (OSError, http.client.HTTPException) as exc:
-                    if time.monotonic() > deadline:
-                        raise CheckFailed(
-                            f"port 80 did not answer within {self.timeout:.0f} s ({exc})", self._logs(self.app)
-                        ) from None
-            if answered and time.monotonic() - started >= STARTUP_GRACE:
-                return self.url
-            time.sleep(0.25)
+        self.stack.wait_answering(started, "/", stay_up=STARTUP_GRACE)
+        return self.url
 
     def _judged(self, path: str, judge: Callable[[Http], CheckFailed | None]) -> Http:
         resp = self._get_settled(path)
@@ -781,8 +459,8 @@ class SmokeRun:
     def _access_lines(self, ids: set[str]) -> dict[str, dict[str, Any]]:
         """nginx's JSON access lines for these request ids (the log is flushed every 100 ms)."""
         found: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + 5
-        while True:
+
+        def all_logged() -> dict[str, dict[str, Any]] | Waiting:
             for line in self.app.logs().decode("utf-8", "replace").splitlines():
                 if '"source":"nginx"' not in line or "request_id" not in line:
                     continue
@@ -792,49 +470,38 @@ class SmokeRun:
                     continue
                 if entry.get("request_id") in ids:
                     found[entry["request_id"]] = entry
-            if len(found) == len(ids) or time.monotonic() > deadline:
-                return found
-            time.sleep(0.2)
+            return found if len(found) == len(ids) else Waiting(f"{len(found)} of {len(ids)} lines logged")
+
+        try:
+            return polling.until(all_logged, seconds=5, interval=0.2)
+        except polling.TimedOut:
+            return found  # the missing ones are judged as such
 
     def check_healthy(self) -> str:
-        deadline = self._deadline()
-        while True:
-            self._require_running(self.app, "the app container")
-            health = self.app.attrs["State"].get("Health")
-            if health is None:
-                raise CheckFailed("the image defines no HEALTHCHECK")
-            if health["Status"] == "healthy":
-                return "healthy"
-            timed_out = time.monotonic() > deadline
-            if health["Status"] == "unhealthy" or timed_out:
-                probes = [(p.get("Output") or "").strip() or "(empty)" for p in (health.get("Log") or [])][-3:]
-                summary = "unhealthy" if not timed_out else f"still {health['Status']} after {self.timeout:.0f} s"
-                raise CheckFailed(summary, "\n".join(["last probe output:", *probes, self._logs(self.app)]))
-            time.sleep(0.5)
+        assert self.started_app is not None  # "healthy" needs "start"
+        return self.stack.wait_healthy(self.started_app)
 
     def check_stop(self) -> str:
         from requests.exceptions import RequestException
 
         # An app that already died proves nothing about stopping; say so rather than blame `docker stop`.
-        self._require_running(self.app, "the app container")
+        self._require_app()
         started = time.monotonic()
         try:
             self.app.stop(timeout=STOP_GRACE)
         except RequestException as exc:
-            raise CheckFailed(f"docker stop did not return ({exc})", self._logs(self.app)) from None
+            raise CheckFailed(f"docker stop did not return ({exc})", log_tail(self.app)) from None
         seconds = time.monotonic() - started
         self.app.reload()
         code = int(self.app.attrs["State"]["ExitCode"])
         problem = judge_stop(code, seconds)
         if problem:
-            raise CheckFailed(problem.summary, self._logs(self.app))
+            raise CheckFailed(problem.summary, log_tail(self.app))
         return f"exit 0 after {seconds:.1f} s"
 
     # --- --browser --------------------------------------------------------------------------------------
 
     def check_chromium(self) -> str:
-        from atbb_kit.ops import browser_check
-
         self.browser = browser_check.Browser(self.chromium, timeout=self.timeout)
         try:
             version = self.browser.start()
@@ -846,10 +513,8 @@ class SmokeRun:
 
     def check_browser_page(self, index: int, page: str) -> str:
         """Load `page` through nginx; fail on what judge() finds, naming each URL or error."""
-        from atbb_kit.ops import browser_check
-
         # The app must still be up: a page that fails because the container died would blame the page.
-        self._require_running(self.app, "the app container")
+        self._require_app()
         name = browser_check.screenshot_name(index, page)
         shot = self.screenshots / name if self.screenshots is not None else None
         try:
@@ -869,33 +534,6 @@ class SmokeRun:
             self.browser.close()
             self.browser = None
 
-    # --- cleanup ----------------------------------------------------------------------------------------
-
-    def _containers(self) -> list:
-        # ignore_removed: a container that vanishes between the list and its inspect is not an error.
-        return self.client.containers.list(all=True, filters=self.selector, ignore_removed=True)
-
-    def leftovers(self) -> list[str]:
-        found = [f"container {c.name}" for c in self._containers()]
-        found += [f"network {n.name}" for n in self.client.networks.list(filters=self.selector)]
-        found += [f"volume {v.name}" for v in self.client.volumes.list(filters=self.selector)]
-        return found
-
-    def cleanup(self) -> list[str]:
-        """Remove every object carrying this run's label; return what could not be removed."""
-        from atbb_kit.infra.engine import remove_labelled
-
-        return remove_labelled(self.client, self.selector["label"], ("container", "volume", "network"))
-
-
-def cleanup_hint(run_id: str) -> str:
-    sel = f"label={LABEL}={run_id}"
-    return (
-        f"docker rm -f $(docker ps -aq --filter {sel}); "
-        f"docker volume rm $(docker volume ls -q --filter {sel}); "
-        f"docker network rm $(docker network ls -q --filter {sel})"
-    )
-
 
 def smoke(
     client: Any,
@@ -907,7 +545,7 @@ def smoke(
     printer: Printer | None = None,
     chromium: str = "",
     output: Path | None = None,
-) -> list[Outcome]:
+) -> list[CheckResult]:
     """Run the checklist against `image`, clean up, print the table; raise a KitError on any failure.
 
     `chromium` (an executable, from browser_check.preflight) adds the --browser lines; their screenshots
@@ -916,77 +554,48 @@ def smoke(
     from requests.exceptions import RequestException
 
     printer = printer or Printer()
-    guard = Guard(printer.say)
-    run = SmokeRun(
-        client,
-        cfg,
-        image,
-        cfg.compose.postgres_image,
-        timeout=timeout,
-        keep=keep,
-        guard=guard,
-        say=printer.say,
-        chromium=chromium,
-    )
+    stack = make_stack(client, cfg, timeout=timeout, keep=keep, say=printer.say)
+    run = SmokeRun(stack, cfg, image, chromium=chromium)
     if chromium:
-        run.screenshots = output if output is not None else Path("build") / "smoke" / run.run_id
+        run.screenshots = output if output is not None else Path("build") / "smoke" / stack.run_id
     checks = checklist(cfg, browser=bool(chromium))
     printer.say(
-        f"==> smoke run {run.run_id}: {image} with {run.postgres_image}; "
-        f"everything it starts is named {run.prefix}-* and labelled {LABEL}={run.run_id}"
+        f"==> smoke run {stack.run_id}: {image} with {stack.postgres_image}; "
+        f"everything it starts is named {stack.prefix}-* and labelled {LABEL}={stack.run_id}"
     )
     if run.screenshots is not None:
         printer.say(
             f"==> --browser: {len(cfg.smoke.browser.pages)} page(s) in {chromium}; screenshots go to {run.screenshots}/"
         )
     started = time.monotonic()
-    outcomes: list[Outcome] = []
-    interrupted: int | None = None
-    with guard.installed():
+    outcomes: list[CheckResult] = []
+    with stack:
         try:
             run_checklist(
                 checks,
                 run.actions(),
                 printer,
-                errors=(CheckFailed, DockerException, RequestException, OSError, http.client.HTTPException),
+                errors=(StepFailed, DockerException, RequestException, *httpc.TRANSPORT_ERRORS),
                 outcomes=outcomes,
             )
-        except Interrupted as exc:
-            interrupted = exc.signum
         finally:
-            guard.cleaning = True
+            stack.guard.cleaning = True
             run.close_browser()
-            if keep:
-                kept = run.leftovers()
-                printer.say(f"==> --keep: left {len(kept)} object(s): {', '.join(kept) or 'none'}")
-                printer.say(f"    remove them with: {cleanup_hint(run.run_id)}")
-                problems = []
-            else:
-                problems = run.cleanup()
-                for problem in problems:
-                    printer.say(f"warning: could not remove {problem}")
-                if not problems:
-                    printer.say(f"==> removed everything run {run.run_id} started")
     seconds = time.monotonic() - started
-    # A signal that arrived during the cleanup still means the user asked to stop.
-    interrupted = interrupted if interrupted is not None else guard.pending
+    done = len(outcomes)
+    interrupted = stack.interruption("smoke", f" after {done} check(s)" if done else "")
     if interrupted is not None:
-        done = len(outcomes)
-        raise SmokeInterrupted(
-            f"smoke: interrupted by {signal.Signals(interrupted).name}" + (f" after {done} check(s)" if done else ""),
-            "nothing was left behind" if not keep and not problems else f"clean up with: {cleanup_hint(run.run_id)}",
-            interrupted,
-        )
-    print_table(outcomes, image, run.run_id, seconds)
+        raise interrupted
+    print_table(outcomes, image, stack.run_id, seconds)
     if run.screenshots is not None and any(run.screenshots.glob("*.png")):
         printer.say(f"==> screenshots: {run.screenshots}/")
     failure = verdict(outcomes)
     if failure:
         raise failure
-    if problems:
+    if stack.problems:
         raise KitError(
-            f"smoke: every check passed, but {len(problems)} object(s) could not be removed",
-            f"remove them with: {cleanup_hint(run.run_id)}",
+            f"smoke: every check passed, but {len(stack.problems)} object(s) could not be removed",
+            f"remove them with: {cleanup_hint(stack.label, stack.run_id)}",
         )
     printer.say(f"smoke: all {len(outcomes)} checks passed in {seconds:.1f} s")
     return outcomes

@@ -40,10 +40,10 @@ def secret(c):
 )
 def migrate(c, env_file=".env", image=None, timeout=None, network=None, dry_run=False):
     """Run database migrations in a one-off container of the image (safe to repeat, even concurrently)."""
+    from atbb_kit.commands.base import Command, argv
     from atbb_kit.core import image_spec
     from atbb_kit.core.errors import CommandFailed
     from atbb_kit.infra import engine
-    from atbb_kit.infra.runner import Command, argv
     from atbb_kit.ops import backup
 
     timeout = None if timeout is None else flags.whole_number("timeout", timeout, 960, 1, 86400)

@@ -51,9 +51,9 @@ def push_by_digest(k, plan, image, digest_file, sbom=True):
     from pathlib import Path
 
     from atbb_kit.commands import build as commands
+    from atbb_kit.commands.base import Command, argv
     from atbb_kit.core.errors import KitError
     from atbb_kit.infra.registry_api import Repository, split_reference
-    from atbb_kit.infra.runner import Command, argv
     from atbb_kit.ops.multiarch import (
         image_from_archive,
         manifest_for,

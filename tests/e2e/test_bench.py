@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from atbb_kit.ops import bench as B
+from atbb_kit.ops import bench
 from tests.conftest import ROOT, run_inv
 from tests.e2e.conftest import _unavailable
 
@@ -39,7 +39,7 @@ NOT_IN_QUICK = {"build.dependency_added_seconds"}
 def routes():
     from atbb_kit.core.config import load_config
 
-    return B.bench_routes(load_config(ROOT / "atbb.yaml", environ={}))
+    return bench.bench_routes(load_config(ROOT / "atbb.yaml", environ={}))
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +71,12 @@ def quick_bench(docker_client, test_images, tmp_path_factory):
 
 def test_document_has_every_top_level_and_machine_field(quick_bench):
     doc, *_ = quick_bench
-    assert tuple(doc) == B.DOCUMENT_FIELDS
-    assert doc["schema_version"] == B.SCHEMA_VERSION
+    assert tuple(doc) == bench.DOCUMENT_FIELDS
+    assert doc["schema_version"] == bench.SCHEMA_VERSION
     assert doc["mode"] == "quick"
-    assert doc["sections_requested"] == list(B.SECTIONS)
+    assert doc["sections_requested"] == list(bench.SECTIONS)
     machine = doc["machine"]
-    assert set(B.MACHINE_FIELDS) <= set(machine)
+    assert set(bench.MACHINE_FIELDS) <= set(machine)
     assert isinstance(machine["cores"], int) and machine["cores"] > 0
     assert isinstance(machine["memory_bytes"], int) and machine["memory_bytes"] > 0
     assert machine["docker_server_version"] not in ("", "?")
@@ -89,7 +89,7 @@ def test_document_has_every_top_level_and_machine_field(quick_bench):
 
 def test_every_section_ran(quick_bench):
     doc, *_ = quick_bench
-    assert set(doc["sections"]) == set(B.SECTIONS)
+    assert set(doc["sections"]) == set(bench.SECTIONS)
     for name, section in doc["sections"].items():
         assert section["status"] == "ok", (name, section)
         assert isinstance(section["seconds"], float)
@@ -98,7 +98,7 @@ def test_every_section_ran(quick_bench):
 def test_every_figure_is_there_with_every_field(quick_bench, routes):
     doc, *_ = quick_bench
     keys = [f["key"] for f in doc["figures"]]
-    assert keys == [s.key for s in B.catalog(quick=True, routes=routes)]
+    assert keys == [s.key for s in bench.catalog(quick=True, routes=routes)]
     for fig in doc["figures"]:
         assert set(fig) == FIGURE_FIELDS, fig["key"]
         if fig["key"] in NOT_IN_QUICK:
@@ -106,7 +106,7 @@ def test_every_figure_is_there_with_every_field(quick_bench, routes):
             assert fig["note"]
             continue
         assert isinstance(fig["value"], int | float), fig
-        assert fig["verdict"] in (B.MET, B.NOT_MET, B.NO_TARGET), fig
+        assert fig["verdict"] in (bench.MET, bench.NOT_MET, bench.NO_TARGET), fig
         if fig["target"] is not None:
             assert isinstance(fig["met"], bool), fig
             assert set(fig["target"]) == {"compare", "op", "limit", "text"}
@@ -118,17 +118,17 @@ def test_every_figure_is_there_with_every_field(quick_bench, routes):
 def test_raw_measurements_are_kept(quick_bench, routes):
     doc, *_ = quick_bench
     details = doc["details"]
-    assert len(details["start"]["runs"]) == B.settings_for(True).start_runs
+    assert len(details["start"]["runs"]) == bench.settings_for(True).start_runs
     assert details["start"]["healthcheck"]["Interval"] > 0  # the schedule behind the healthy figure
     proxy = details["proxy"]
     assert [r["path"] for r in proxy["routes"]] == [r.path for r in routes]
-    assert set(proxy["peer_configs"]) == set(B.PEERS)
+    assert set(proxy["peer_configs"]) == set(bench.PEERS)
     cells = proxy["cells"]
-    assert set(cells) == {f"{r.key}.c{c}" for r in routes for c in B.CONNECTIONS}
+    assert set(cells) == {f"{r.key}.c{c}" for r in routes for c in bench.CONNECTIONS}
     for cell in cells.values():
-        for path in B.PATHS:
+        for path in bench.PATHS:
             segments = cell[path]["segments"]
-            assert len(segments) == B.settings_for(True).segments
+            assert len(segments) == bench.settings_for(True).segments
             assert all({"requests", "rps", "latency_ms"} <= set(s) for s in segments)
             assert all({"50", "99"} <= set(s["latency_ms"]) for s in segments)
             assert cell[path]["errors"] == 0, (path, cell[path])  # every proxy really served the route
@@ -146,14 +146,14 @@ def test_markdown_and_table_name_the_targets(quick_bench):
 
 def test_charts_are_drawn_and_linked(quick_bench):
     _, markdown, _, charts = quick_bench
-    for section in B.SECTIONS:
+    for section in bench.SECTIONS:
         assert (charts / f"{section}.svg").is_file(), section
         assert f"({os.path.relpath(charts / f'{section}.svg', charts.parent)})" in markdown
 
 
 def test_nothing_is_left_behind(quick_bench, docker_client):
     doc, *_ = quick_bench
-    selector = {"label": f"{B.LABEL}={doc['run_id']}"}
+    selector = {"label": f"{bench.LABEL}={doc['run_id']}"}
     assert docker_client.containers.list(all=True, filters=selector) == []
     assert docker_client.networks.list(filters=selector) == []
     assert docker_client.images.list(filters=selector) == []

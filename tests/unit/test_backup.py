@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from atbb_kit.commands.base import MASK, Secret
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra.runner import MASK, Secret
 from atbb_kit.ops import backup
 
 PASSWORD = "pw-Sup3r/Secret@x"  # characters a URL must percent-encode

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from atbb_kit.ops import bench as B
+from atbb_kit.ops import bench
 from tests.conftest import ROOT
 
 RECORDED = ROOT / "tests" / "unit" / "data" / "bench-results.json"  # a real `inv bench --quick` document
@@ -46,26 +46,26 @@ def board():
     ],
 )
 def test_target_evaluation(compare, op, limit, value, ratio, expected):
-    assert B.Target(compare, op, limit, "t").met(value, ratio) is expected
+    assert bench.Target(compare, op, limit, "t").met(value, ratio) is expected
 
 
-SPEC_RATIO = B.Spec("x.r", "build", "r", "s", "cold", B.Target("ratio", "<=", 0.35, "≤ 35% of cold"))
-SPEC_VALUE = B.Spec("x.v", "start", "v", "s", target=B.Target("value", "<", 2.0, "< 2 s"))
-SPEC_INFO = B.Spec("x.i", "image", "i", "bytes")
+SPEC_RATIO = bench.Spec("x.r", "build", "r", "s", "cold", bench.Target("ratio", "<=", 0.35, "≤ 35% of cold"))
+SPEC_VALUE = bench.Spec("x.v", "start", "v", "s", target=bench.Target("value", "<", 2.0, "< 2 s"))
+SPEC_INFO = bench.Spec("x.i", "image", "i", "bytes")
 
 
 @pytest.mark.parametrize(
     ("figure", "ratio", "verdict"),
     [
-        (B.Figure(SPEC_RATIO, 7.0, 20.0), 0.35, B.MET),
-        (B.Figure(SPEC_RATIO, 12.0, 20.0), 0.6, B.NOT_MET),
-        (B.Figure(SPEC_RATIO, 12.0, None), None, B.NOT_MEASURED),  # no baseline: the ratio was not measured
-        (B.Figure(SPEC_RATIO, 12.0, 0.0), None, B.NOT_MEASURED),  # never divide by zero
-        (B.Figure(SPEC_VALUE, 0.6), None, B.MET),
-        (B.Figure(SPEC_VALUE, 2.4), None, B.NOT_MET),
-        (B.Figure(SPEC_INFO, 1e6), None, B.NO_TARGET),
-        (B.Figure(SPEC_VALUE, None), None, B.NOT_MEASURED),
-        (B.Figure(SPEC_INFO, None), None, B.NOT_MEASURED),
+        (bench.Figure(SPEC_RATIO, 7.0, 20.0), 0.35, bench.MET),
+        (bench.Figure(SPEC_RATIO, 12.0, 20.0), 0.6, bench.NOT_MET),
+        (bench.Figure(SPEC_RATIO, 12.0, None), None, bench.NOT_MEASURED),  # no baseline: the ratio was not measured
+        (bench.Figure(SPEC_RATIO, 12.0, 0.0), None, bench.NOT_MEASURED),  # never divide by zero
+        (bench.Figure(SPEC_VALUE, 0.6), None, bench.MET),
+        (bench.Figure(SPEC_VALUE, 2.4), None, bench.NOT_MET),
+        (bench.Figure(SPEC_INFO, 1e6), None, bench.NO_TARGET),
+        (bench.Figure(SPEC_VALUE, None), None, bench.NOT_MEASURED),
+        (bench.Figure(SPEC_INFO, None), None, bench.NOT_MEASURED),
     ],
 )
 def test_figure_ratio_and_verdict(figure, ratio, verdict):
@@ -74,7 +74,7 @@ def test_figure_ratio_and_verdict(figure, ratio, verdict):
 
 
 def test_figure_json_carries_the_target_and_the_verdict():
-    data = B.Figure(SPEC_RATIO, 7.0, 20.0, samples=(7.0, 7.2)).to_json()
+    data = bench.Figure(SPEC_RATIO, 7.0, 20.0, samples=(7.0, 7.2)).to_json()
     assert data["ratio"] == pytest.approx(0.35)
     assert data["met"] is True
     assert data["verdict"] == "met"
@@ -105,7 +105,7 @@ TARGETS = [
 
 @pytest.mark.parametrize(("key", "compare", "op", "limit"), TARGETS)
 def test_catalog_states_the_issue_targets(key, compare, op, limit):
-    target = B.spec_index(B.catalog())[key].target
+    target = bench.spec_index(bench.catalog())[key].target
     assert (target.compare, target.op, target.limit) == (compare, op, limit)
 
 
@@ -126,23 +126,23 @@ def test_catalog_states_the_issue_targets(key, compare, op, limit):
     ],
 )
 def test_report_only_figures_have_no_target(key):
-    assert B.spec_index(B.catalog())[key].target is None
+    assert bench.spec_index(bench.catalog())[key].target is None
 
 
 def test_every_proxy_is_measured_on_every_route_and_connection_count():
-    keys = {s.key for s in B.catalog() if s.section == "proxy"}
+    keys = {s.key for s in bench.catalog() if s.section == "proxy"}
     for route in ("api", "page"):
-        for conns in B.CONNECTIONS:
-            for proxy in B.PROXIES:
+        for conns in bench.CONNECTIONS:
+            for proxy in bench.PROXIES:
                 for what in ("rps", "p50_added_us", "p99_added_us"):
                     assert f"proxy.{route}.c{conns}.{proxy}.{what}" in keys
-    assert B.PATHS == ("direct", "nginx", "haproxy", "caddy")
+    assert bench.PATHS == ("direct", "nginx", "haproxy", "caddy")
 
 
 def test_catalog_keys_are_unique_and_belong_to_known_sections():
-    specs = B.catalog()
+    specs = bench.catalog()
     assert len({s.key for s in specs}) == len(specs)
-    assert {s.section for s in specs} == {*B.SECTIONS, "bench"}
+    assert {s.section for s in specs} == {*bench.SECTIONS, "bench"}
     assert all(s.key.startswith(f"{s.section}.") for s in specs)
 
 
@@ -151,15 +151,15 @@ def test_catalog_keys_are_unique_and_belong_to_known_sections():
     [(False, True, 900.0), (True, True, 180.0), (False, False, None), (True, False, None)],
 )
 def test_wall_time_target_depends_on_mode_and_completeness(quick, complete, limit):
-    target = B.spec_index(B.catalog(quick=quick, complete=complete))["bench.total_seconds"].target
+    target = bench.spec_index(bench.catalog(quick=quick, complete=complete))["bench.total_seconds"].target
     assert (target.limit if target else None) == limit
 
 
 def test_fill_keeps_catalog_order_and_says_why_a_figure_is_empty():
-    specs = B.catalog()
-    index = B.spec_index(specs)
-    measured = {"start.first_200_seconds": B.Figure(index["start.first_200_seconds"], 0.6)}
-    figures = B.fill(specs, measured, {"build": "section failed: boom"})
+    specs = bench.catalog()
+    index = bench.spec_index(specs)
+    measured = {"start.first_200_seconds": bench.Figure(index["start.first_200_seconds"], 0.6)}
+    figures = bench.fill(specs, measured, {"build": "section failed: boom"})
     assert [f.spec.key for f in figures] == [s.key for s in specs]
     by_key = {f.spec.key: f for f in figures}
     assert by_key["start.first_200_seconds"].value == 0.6
@@ -176,13 +176,13 @@ def test_fill_keeps_catalog_order_and_says_why_a_figure_is_empty():
     [("252.00us", 0.252), ("1.87ms", 1.87), ("1.02s", 1020.0), ("1.00m", 60_000.0), ("0.00us", 0.0), (" 3ms ", 3.0)],
 )
 def test_wrk_durations(text, ms):
-    assert B.duration_ms(text) == pytest.approx(ms)
+    assert bench.duration_ms(text) == pytest.approx(ms)
 
 
 @pytest.mark.parametrize("text", ["", "12", "1.2 ms", "5ns", "-1ms"])
 def test_wrk_durations_refuse_garbage(text):
     with pytest.raises(ValueError, match="not a wrk duration"):
-        B.duration_ms(text)
+        bench.duration_ms(text)
 
 
 WRK_OK = """\
@@ -228,7 +228,7 @@ Transfer/sec:    752.90KB
     ],
 )
 def test_parse_wrk(text, requests, seconds, rps, latency, socket, non_2xx):
-    r = B.parse_wrk(text)
+    r = bench.parse_wrk(text)
     assert (r.requests, r.seconds, r.rps) == (requests, pytest.approx(seconds), pytest.approx(rps))
     assert dict(r.latency_ms) == pytest.approx(latency)
     assert (r.socket_errors, r.non_2xx, r.errors) == (socket, non_2xx, socket + non_2xx)
@@ -245,7 +245,7 @@ def test_parse_wrk(text, requests, seconds, rps, latency, socket, non_2xx):
 )
 def test_parse_wrk_refuses_unfinished_runs(text, message):
     with pytest.raises(ValueError, match=message):
-        B.parse_wrk(text)
+        bench.parse_wrk(text)
 
 
 @pytest.mark.parametrize(
@@ -257,65 +257,65 @@ def test_parse_wrk_refuses_unfinished_runs(text, message):
     ],
 )
 def test_two_paths_rotate_as_abba_so_drift_hits_both(pairs, order):
-    assert B.rotation(("direct", "proxied"), pairs) == order
+    assert bench.rotation(("direct", "proxied"), pairs) == order
 
 
 def test_four_paths_each_run_once_per_round_in_changing_positions():
-    order = B.rotation(B.PATHS, 8)
+    order = bench.rotation(bench.PATHS, 8)
     rounds = [order[i : i + 4] for i in range(0, 32, 4)]
-    assert all(sorted(r) == sorted(B.PATHS) for r in rounds)
-    assert rounds[0] == B.PATHS and rounds[1] == tuple(reversed(B.PATHS))  # forward, then backward
+    assert all(sorted(r) == sorted(bench.PATHS) for r in rounds)
+    assert rounds[0] == bench.PATHS and rounds[1] == tuple(reversed(bench.PATHS))  # forward, then backward
     firsts = [r[0] for r in rounds]
-    assert all(firsts.count(path) == 2 for path in B.PATHS)  # every path leads as often as the others
+    assert all(firsts.count(path) == 2 for path in bench.PATHS)  # every path leads as often as the others
 
 
 def _wrk(rps, p50, p99, errors=0):
-    return B.WrkResult(int(rps), 1.0, rps, {50: p50, 99: p99}, non_2xx=errors)
+    return bench.WrkResult(int(rps), 1.0, rps, {50: p50, 99: p99}, non_2xx=errors)
 
 
 def test_path_stats_are_medians_of_segments():
-    stats = B.PathStats.of([_wrk(100, 1.0, 9.0), _wrk(300, 2.0, 3.0), _wrk(200, 9.0, 4.0, errors=2)])
+    stats = bench.PathStats.of([_wrk(100, 1.0, 9.0), _wrk(300, 2.0, 3.0), _wrk(200, 9.0, 4.0, errors=2)])
     assert (stats.rps, stats.p50_ms, stats.p99_ms, stats.errors) == (200, 2.0, 4.0, 2)
     with pytest.raises(ValueError):
-        B.PathStats.of([])
+        bench.PathStats.of([])
 
 
 def _cell(nginx=(800, 0.35, 2.5), haproxy=(850, 0.30, 2.0), caddy=(400, 1.0, 4.0), errors=0):
     return {
-        "direct": B.PathStats.of([_wrk(1000, 0.2, 1.0)]),
-        "nginx": B.PathStats.of([_wrk(*nginx, errors=errors)]),
-        "haproxy": B.PathStats.of([_wrk(*haproxy)]),
-        "caddy": B.PathStats.of([_wrk(*caddy)]),
+        "direct": bench.PathStats.of([_wrk(1000, 0.2, 1.0)]),
+        "nginx": bench.PathStats.of([_wrk(*nginx, errors=errors)]),
+        "haproxy": bench.PathStats.of([_wrk(*haproxy)]),
+        "caddy": bench.PathStats.of([_wrk(*caddy)]),
     }
 
 
 def test_proxy_figures_give_each_proxy_its_share_and_added_microseconds():
-    index = B.spec_index(B.catalog())
-    figs = {f.spec.key: f for f in B.proxy_figures(index, "api", 8, _cell(errors=3))}
+    index = bench.spec_index(bench.catalog())
+    figs = {f.spec.key: f for f in bench.proxy_figures(index, "api", 8, _cell(errors=3))}
     assert figs["proxy.api.c8.nginx.rps"].ratio == pytest.approx(0.8)
     assert figs["proxy.api.c8.nginx.p50_added_us"].value == pytest.approx(150.0)
     assert figs["proxy.api.c8.nginx.p50_added_us"].baseline == pytest.approx(200.0)
-    assert figs["proxy.api.c8.nginx.p50_added_us"].verdict == B.MET  # ≤ 150 µs, the boundary counts
+    assert figs["proxy.api.c8.nginx.p50_added_us"].verdict == bench.MET  # ≤ 150 µs, the boundary counts
     assert figs["proxy.api.c8.nginx.p99_added_us"].value == pytest.approx(1500.0)
     assert figs["proxy.api.c8.caddy.p50_added_us"].value == pytest.approx(800.0)
     assert "3 via nginx" in figs["proxy.api.c8.nginx.rps"].note
 
 
 def test_nginx_is_judged_against_the_best_peer_of_each_measure():
-    index = B.spec_index(B.catalog())
-    figs = {f.spec.key: f for f in B.proxy_figures(index, "page", 64, _cell())}
+    index = bench.spec_index(bench.catalog())
+    figs = {f.spec.key: f for f in bench.proxy_figures(index, "page", 64, _cell())}
     rps, p99 = figs["proxy.page.c64.nginx_vs_best_peer.rps"], figs["proxy.page.c64.nginx_vs_best_peer.p99_ms"]
     assert (rps.value, rps.baseline, rps.note) == (800, 850, "best peer: haproxy")
-    assert rps.verdict == B.NOT_MET  # 94% of the best peer
+    assert rps.verdict == bench.NOT_MET  # 94% of the best peer
     assert (p99.value, p99.baseline) == (2.5, 2.0)
-    assert p99.verdict == B.NOT_MET  # 1.25x the best peer's p99
-    figs = {f.spec.key: f for f in B.proxy_figures(index, "page", 64, _cell(nginx=(820, 0.3, 2.1)))}
-    assert figs["proxy.page.c64.nginx_vs_best_peer.rps"].verdict == B.MET  # 96.5%
-    assert figs["proxy.page.c64.nginx_vs_best_peer.p99_ms"].verdict == B.MET  # 1.05x
+    assert p99.verdict == bench.NOT_MET  # 1.25x the best peer's p99
+    figs = {f.spec.key: f for f in bench.proxy_figures(index, "page", 64, _cell(nginx=(820, 0.3, 2.1)))}
+    assert figs["proxy.page.c64.nginx_vs_best_peer.rps"].verdict == bench.MET  # 96.5%
+    assert figs["proxy.page.c64.nginx_vs_best_peer.p99_ms"].verdict == bench.MET  # 1.05x
 
 
 def test_cell_summary_names_every_path():
-    line = B.cell_summary(_cell())
+    line = bench.cell_summary(_cell())
     assert line.startswith("direct 1,000 req/s, p50 200 µs, p99 1000 µs")
     assert "nginx 800 (80%), +150/+1500 µs" in line
     assert "caddy 400 (40%)" in line
@@ -325,7 +325,7 @@ def test_cell_summary_names_every_path():
 
 
 def test_routes_come_from_the_forum_config(cfg):
-    routes = B.bench_routes(cfg)
+    routes = bench.bench_routes(cfg)
     assert [(r.key, r.path, r.service, r.port) for r in routes] == [
         ("api", cfg.health.path, "appview", 3000),
         ("page", "/", "web", 3001),
@@ -333,19 +333,19 @@ def test_routes_come_from_the_forum_config(cfg):
 
 
 def test_routes_come_from_the_board_config(board):
-    routes = B.bench_routes(board)
+    routes = bench.bench_routes(board)
     assert [(r.key, r.path, r.service, r.port) for r in routes] == [
         ("api", "/api/boards", "api", 4000),
         ("page", "/", "web", 4001),
     ]
-    labels = [s.label for s in B.catalog(routes=routes) if s.section == "proxy"]
+    labels = [s.label for s in bench.catalog(routes=routes) if s.section == "proxy"]
     assert "/api/boards c8: p50 added by nginx (in image)" in labels
     assert not any("/api/ping" in label or "/api/health" in label for label in labels)
 
 
 def test_a_health_path_of_slash_gives_one_route(cfg):
     one = cfg.model_copy(update={"health": cfg.health.model_copy(update={"path": "/"})})
-    assert [r.key for r in B.bench_routes(one)] == ["api"]
+    assert [r.key for r in bench.bench_routes(one)] == ["api"]
 
 
 # --- the peers' configurations ---------------------------------------------------------------------------
@@ -353,7 +353,7 @@ def test_a_health_path_of_slash_gives_one_route(cfg):
 
 @pytest.mark.parametrize("kind", ["haproxy", "caddy"])
 def test_peer_configs_carry_routes_ports_and_headers_from_atbb_yaml(kind, board):
-    text = B.render_peer_config(kind, board, port=18081, threads=2)
+    text = bench.render_peer_config(kind, board, port=18081, threads=2)
     assert text.startswith("# GENERATED by atbb_kit/ops/bench.py")
     assert "NOT for deployment" in text
     assert "%%{" not in text and "\n##" not in text
@@ -364,7 +364,7 @@ def test_peer_configs_carry_routes_ports_and_headers_from_atbb_yaml(kind, board)
 
 
 def test_haproxy_matches_nginx_threads_routes_and_keepalive(cfg):
-    text = B.render_peer_config("haproxy", cfg, port=18081, threads=2)
+    text = bench.render_peer_config("haproxy", cfg, port=18081, threads=2)
     assert "    nbthread 2" in text
     assert "    bind 127.0.0.1:18081" in text
     assert "http-reuse always" in text
@@ -379,7 +379,7 @@ def test_haproxy_matches_nginx_threads_routes_and_keepalive(cfg):
 
 
 def test_caddy_is_http1_without_admin_and_keeps_upstream_connections(cfg):
-    text = B.render_peer_config("caddy", cfg, port=18082, threads=2)
+    text = bench.render_peer_config("caddy", cfg, port=18082, threads=2)
     assert "http://:18082 {" in text and "bind 127.0.0.1" in text
     assert "protocols h1" in text and "admin off" in text and "auto_https off" in text
     assert "\thandle /api/* {" in text and "\thandle /static/* {" in text and "\thandle {" in text
@@ -387,14 +387,14 @@ def test_caddy_is_http1_without_admin_and_keeps_upstream_connections(cfg):
 
 
 def test_values_that_would_change_a_peer_config_are_escaped_or_refused():
-    assert B._haproxy_quote('a "b" 100%') == '"a \\"b\\" 100%%"'
+    assert bench._haproxy_quote('a "b" 100%') == '"a \\"b\\" 100%%"'
     with pytest.raises(ValueError, match="braces"):
-        B._caddy_quote("default-src {x}")
+        bench._caddy_quote("default-src {x}")
 
 
 @pytest.mark.parametrize(("kind", "program"), [("haproxy", "haproxy"), ("caddy", "caddy")])
 def test_peers_run_in_the_container_network_namespace(kind, program, tmp_path):
-    cmd = B.peer_command(kind, 4242, tmp_path / "conf")
+    cmd = bench.peer_command(kind, 4242, tmp_path / "conf")
     assert cmd.argv[:5] == ("nsenter", "--target=4242", "--net", "--", program)
     assert str(tmp_path / "conf") in cmd.argv
     assert program in cmd.install_hint
@@ -404,7 +404,7 @@ def test_peers_run_in_the_container_network_namespace(kind, program, tmp_path):
 
 
 def test_wrk_runs_in_the_container_network_namespace():
-    cmd = B.wrk_command(4242, "http://127.0.0.1:80/api/ping", connections=8, seconds=2, threads=2)
+    cmd = bench.wrk_command(4242, "http://127.0.0.1:80/api/ping", connections=8, seconds=2, threads=2)
     assert cmd.argv == (
         "nsenter",
         "--target=4242",
@@ -421,22 +421,22 @@ def test_wrk_runs_in_the_container_network_namespace():
 
 
 def test_wrk_never_asks_for_more_threads_than_connections():
-    cmd = B.wrk_command(1, "http://x/", connections=1, seconds=1, threads=4)
+    cmd = bench.wrk_command(1, "http://x/", connections=1, seconds=1, threads=4)
     assert "--threads=1" in cmd.argv
 
 
 def test_with_args_go_before_the_build_context():
-    from atbb_kit.infra.runner import Command
+    from atbb_kit.commands.base import Command
 
     cmd = Command(("docker", "build", "--tag", "t", "/ctx"))
-    assert B.with_args(cmd, "--target", "build").argv == ("docker", "build", "--tag", "t", "--target", "build", "/ctx")
+    assert bench.with_args(cmd, "--target", "build").argv == ("docker", "build", "--tag", "t", "--target", "build", "/ctx")
 
 
 def test_with_label_goes_before_the_build_context():
-    from atbb_kit.infra.runner import Command
+    from atbb_kit.commands.base import Command
 
     cmd = Command(("docker", "build", "--tag", "t", "/ctx"), env={"DOCKER_BUILDKIT": "1"})
-    labelled = B.with_label(cmd, "atbb.bench", "abc")
+    labelled = bench.with_label(cmd, "atbb.bench", "abc")
     assert labelled.argv == ("docker", "build", "--tag", "t", "--label", "atbb.bench=abc", "/ctx")
     assert labelled.env == {"DOCKER_BUILDKIT": "1"}
 
@@ -453,7 +453,7 @@ def test_with_label_goes_before_the_build_context():
     ],
 )
 def test_pick_source_file(paths, picked):
-    assert B.pick_source_file(paths) == picked
+    assert bench.pick_source_file(paths) == picked
 
 
 BUILD_OUTPUT = """\
@@ -476,8 +476,8 @@ BUILD_OUTPUT = """\
 
 
 def test_build_steps_count_what_ran_and_what_was_cached():
-    assert B.build_steps(BUILD_OUTPUT) == {"steps": 4, "cached": 2}  # [internal] steps are not Dockerfile steps
-    assert B.build_steps("") == {"steps": 0, "cached": 0}
+    assert bench.build_steps(BUILD_OUTPUT) == {"steps": 4, "cached": 2}  # [internal] steps are not Dockerfile steps
+    assert bench.build_steps("") == {"steps": 0, "cached": 0}
 
 
 # --- the image and what its services need ----------------------------------------------------------------
@@ -496,7 +496,7 @@ def test_build_steps_count_what_ran_and_what_was_cached():
     ],
 )
 def test_layer_kind(created_by, kind):
-    assert B.layer_kind(created_by) == kind
+    assert bench.layer_kind(created_by) == kind
 
 
 WALK = "\n".join(
@@ -510,7 +510,7 @@ INCLUDED = "./apps/api/dist\n./apps/api/data\n./apps/web/build\n./packages/db/di
 
 
 def test_needs_are_dependencies_whole_and_workspace_packages_by_runtime_include():
-    sets = B.needs_paths(WALK, INCLUDED, ["@board/api", "@board/web"])
+    sets = bench.needs_paths(WALK, INCLUDED, ["@board/api", "@board/web"])
     assert sets["@board/api"] == [
         "src/apps/api/data",
         "src/apps/api/dist",
@@ -528,34 +528,34 @@ def test_needs_are_dependencies_whole_and_workspace_packages_by_runtime_include(
 
 def test_needs_refuse_a_walk_that_does_not_match_the_packages():
     with pytest.raises(ValueError, match="expected 3 dependency closures, got 2"):
-        B.needs_paths(WALK, INCLUDED, ["a", "b", "c"])
+        bench.needs_paths(WALK, INCLUDED, ["a", "b", "c"])
 
 
 @pytest.mark.parametrize(
     ("text", "sections"),
     [
-        (None, B.SECTIONS),
-        ("", B.SECTIONS),
+        (None, bench.SECTIONS),
+        ("", bench.SECTIONS),
         ("proxy", ("proxy",)),
         ("proxy, build", ("build", "proxy")),  # always in execution order
         ("image,image", ("image",)),
     ],
 )
 def test_parse_only(text, sections):
-    assert B.parse_only(text) == sections
+    assert bench.parse_only(text) == sections
 
 
 @pytest.mark.parametrize("text", ["proxies", "build,nope", ","])
 def test_parse_only_refuses_unknown_sections(text):
     with pytest.raises(ValueError, match="choose from cli, build, image, start, proxy"):
-        B.parse_only(text)
+        bench.parse_only(text)
 
 
 @pytest.mark.parametrize(
     ("quick", "start_runs", "wrk_seconds", "segments", "dependency"), [(False, 5, 10, 5, True), (True, 2, 3, 3, False)]
 )
 def test_settings_per_mode(quick, start_runs, wrk_seconds, segments, dependency):
-    s = B.settings_for(quick)
+    s = bench.settings_for(quick)
     assert (s.start_runs, s.wrk_seconds, s.segments, s.dependency_step) == (
         start_runs,
         wrk_seconds,
@@ -584,7 +584,7 @@ def test_settings_per_mode(quick, start_runs, wrk_seconds, segments, dependency)
     ],
 )
 def test_format_value(value, unit, text):
-    assert B.format_value(value, unit) == text
+    assert bench.format_value(value, unit) == text
 
 
 @pytest.mark.parametrize(
@@ -598,20 +598,20 @@ def test_format_value(value, unit, text):
     ],
 )
 def test_format_ratio(ratio, style, text):
-    assert B.format_ratio(ratio, style) == text
+    assert bench.format_ratio(ratio, style) == text
 
 
 def test_table_rows_name_every_target_with_its_ratio():
-    index = B.spec_index(B.catalog())
+    index = bench.spec_index(bench.catalog())
     figures = [
-        B.Figure(index["build.source_change_seconds"], 12.0, 20.0),
-        B.Figure(index["cli.list_seconds"], 0.2, 0.16),
-        B.Figure(index["image.added_vs_needs_bytes"], 187_900_000, 82_400_000),
-        B.Figure(index["start.healthy_seconds"], 2.4),
-        B.Figure(index["proxy.api.c8.nginx.p50_added_us"], 120.4, 480.0),
-        B.Figure(index["proxy.page.c8.nginx.rps"], None, note="section failed: nsenter"),
+        bench.Figure(index["build.source_change_seconds"], 12.0, 20.0),
+        bench.Figure(index["cli.list_seconds"], 0.2, 0.16),
+        bench.Figure(index["image.added_vs_needs_bytes"], 187_900_000, 82_400_000),
+        bench.Figure(index["start.healthy_seconds"], 2.4),
+        bench.Figure(index["proxy.api.c8.nginx.p50_added_us"], 120.4, 480.0),
+        bench.Figure(index["proxy.page.c8.nginx.rps"], None, note="section failed: nsenter"),
     ]
-    assert B.table_rows(figures) == [
+    assert bench.table_rows(figures) == [
         ("rebuild after one source file changed", "12.00 s", "20.00 s (cold)", "60%", "≤ 30% of cold", "NOT MET"),
         ("`inv --list`", "0.20 s", "0.16 s (bare --list)", "1.25×", "≤ 1.5× bare", "met"),
         (
@@ -626,7 +626,7 @@ def test_table_rows_name_every_target_with_its_ratio():
         ("/api/health c8: p50 added by nginx (in image)", "120 µs", "480 µs (direct p50)", "25%", "≤ 150 µs", "met"),
         ("/ c8: requests/s via nginx (in image)", "—", "", "", "≥ 95% of direct", "not measured"),
     ]
-    assert B.COLUMNS == ("figure", "value", "baseline", "ratio", "target", "met")
+    assert bench.COLUMNS == ("figure", "value", "baseline", "ratio", "target", "met")
 
 
 MACHINE = {
@@ -647,40 +647,40 @@ MACHINE = {
 
 
 def _doc(figures, sections=None):
-    return B.document(
+    return bench.document(
         run_id="abcd1234",
         mode="full",
-        requested=B.SECTIONS,
+        requested=bench.SECTIONS,
         started_at="2025-01-01T00:00:00Z",
         total_seconds=612.0,
         machine=MACHINE,
-        settings=B.settings_for(False).to_json(),
-        sections=sections or {name: {"status": "ok", "error": None} for name in B.SECTIONS},
+        settings=bench.settings_for(False).to_json(),
+        sections=sections or {name: {"status": "ok", "error": None} for name in bench.SECTIONS},
         figures=figures,
         details={"proxy": {"cells": {}}},
     )
 
 
 def test_document_shape():
-    index = B.spec_index(B.catalog())
-    doc = _doc([B.Figure(index["start.first_200_seconds"], 0.6)])
-    assert tuple(doc) == B.DOCUMENT_FIELDS
-    assert set(B.MACHINE_FIELDS) <= set(doc["machine"])
-    assert doc["schema_version"] == B.SCHEMA_VERSION
+    index = bench.spec_index(bench.catalog())
+    doc = _doc([bench.Figure(index["start.first_200_seconds"], 0.6)])
+    assert tuple(doc) == bench.DOCUMENT_FIELDS
+    assert set(bench.MACHINE_FIELDS) <= set(doc["machine"])
+    assert doc["schema_version"] == bench.SCHEMA_VERSION
     assert doc["figures"][0]["key"] == "start.first_200_seconds"
     assert set(doc["settings"]) >= {"quick", "start_runs", "wrk_seconds", "wrk_connections", "cli_runs"}
 
 
 def test_markdown_has_machine_facts_table_and_notes():
-    index = B.spec_index(B.catalog())
+    index = bench.spec_index(bench.catalog())
     figures = [
-        B.Figure(index["build.source_change_seconds"], 12.0, 20.0),
-        B.Figure(index["image.added_vs_needs_bytes"], 20.3e6, 4.7e6),
-        B.Figure(index["proxy.page.c8.nginx.rps"], None, note="wrk | failed"),
+        bench.Figure(index["build.source_change_seconds"], 12.0, 20.0),
+        bench.Figure(index["image.added_vs_needs_bytes"], 20.3e6, 4.7e6),
+        bench.Figure(index["proxy.page.c8.nginx.rps"], None, note="wrk | failed"),
     ]
-    sections = {name: {"status": "ok", "error": None} for name in B.SECTIONS}
+    sections = {name: {"status": "ok", "error": None} for name in bench.SECTIONS}
     sections["proxy"] = {"status": "failed", "error": "nsenter: permission denied"}
-    text = B.render_markdown(_doc(figures, sections), figures)
+    text = bench.render_markdown(_doc(figures, sections), figures)
     lines = text.splitlines()
     assert lines[0] == "# atBB kit: latest benchmark results"
     assert "- kit commit `" + "c" * 40 + "` (working tree had uncommitted changes)" in lines
@@ -699,10 +699,10 @@ def test_markdown_has_machine_facts_table_and_notes():
 
 
 def test_markdown_links_the_charts_in_section_order():
-    index = B.spec_index(B.catalog())
-    figures = [B.Figure(index["start.first_200_seconds"], 0.5)]
+    index = bench.spec_index(bench.catalog())
+    figures = [bench.Figure(index["start.first_200_seconds"], 0.5)]
     charts = {"proxy": "performance-results/proxy.svg", "build": "performance-results/build.svg"}
-    lines = B.render_markdown(_doc(figures), figures, charts).splitlines()
+    lines = bench.render_markdown(_doc(figures), figures, charts).splitlines()
     at = lines.index("## Charts")
     assert lines[at + 1 :] == [
         "",
@@ -743,7 +743,7 @@ def drawn(recorded, tmp_path_factory):
 
 
 def test_a_recorded_run_draws_one_svg_per_section(drawn):
-    assert set(drawn) == set(B.SECTIONS)
+    assert set(drawn) == set(bench.SECTIONS)
     for section, path in drawn.items():
         assert path.name == f"{section}.svg"
         text = path.read_text(encoding="utf-8")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from invoke import Context, Exit
 
+from atbb_kit.commands.base import Command
 from atbb_kit.core.config import load_config
-from atbb_kit.infra.runner import Command
 from atbb_kit.ops import lint as linters
 from atbb_kit.tasks import quality
 from tests.conftest import ROOT

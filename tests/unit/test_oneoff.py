@@ -20,9 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from atbb_kit.commands.base import Command, OneOff
 from atbb_kit.commands.compose import POSTGRES_VARIABLES
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra.runner import Command, DeadlineExceeded, Interrupted, OneOff, Runner
+from atbb_kit.infra.runner import DeadlineExceeded, Interrupted, Runner
 from atbb_kit.ops import deployment as ops
 from tests.conftest import ROOT, run_inv
 
@@ -107,7 +108,8 @@ TASK = textwrap.dedent(
     """
     import sys
     from atbb_kit.core.errors import KitError
-    from atbb_kit.infra.runner import Command, OneOff, Runner
+    from atbb_kit.commands.base import Command, OneOff
+    from atbb_kit.infra.runner import Runner
     client = Command((sys.executable, "-c", {client!r}, {pid!r}))
     remove = Command((sys.executable, "-c", {remove!r}, {removed!r}))
     try:

@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 
 from atbb_kit.commands import build as commands
+from atbb_kit.commands.base import Command, Secret
 from atbb_kit.core.context import BuildContext
 from atbb_kit.core.errors import KitError
 from atbb_kit.core.tags import TagPlan, compute
 from atbb_kit.infra import registry_api
 from atbb_kit.infra.registry_api import RegistryError, parse_challenge, split_reference
-from atbb_kit.infra.runner import Command, Result, Runner, Secret
+from atbb_kit.infra.runner import Result, Runner
 from atbb_kit.ops import publish as rt
 from tests.conftest import run_inv
 from tests.e2e.registry import GIT_ENV, free_port, git, kit_repo

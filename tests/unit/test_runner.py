@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
+from atbb_kit.commands.base import Command, Secret, argv
 from atbb_kit.core.errors import CommandFailed, KitError
-from atbb_kit.infra.runner import Command, Runner, Secret, argv
+from atbb_kit.infra.runner import Runner
 
 
 def test_secret_never_formats_itself():

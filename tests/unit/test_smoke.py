@@ -12,10 +12,10 @@ import sys
 import pytest
 import yaml
 
+from atbb_kit.commands.base import Secret
 from atbb_kit.core.config import load_config
 from atbb_kit.infra.envfile import DID, validate
-from atbb_kit.infra.runner import Secret
-from atbb_kit.ops import smoke
+from atbb_kit.ops import smoke, stack
 from atbb_kit.ops.smoke import FAIL, OK, SKIPPED, CheckFailed, Http
 from atbb_kit.tasks import namespace
 from tests.conftest import ROOT, run_inv
@@ -156,12 +156,12 @@ def test_listed_errors_fail_the_line_and_others_propagate(cfg):
     assert (outcomes[1].detail, outcomes[1].reason) == ("OSError: engine gone", "")  # said once, not twice
 
     # An interrupt is not a failed line: it stops the loop, and the lines finished so far are kept.
-    done: list[smoke.Outcome] = []
+    done: list[smoke.CheckResult] = []
 
     def interrupted():
-        raise smoke.Interrupted(signal.SIGINT)
+        raise stack.Interrupted(signal.SIGINT)
 
-    with pytest.raises(smoke.Interrupted):
+    with pytest.raises(stack.Interrupted):
         smoke.run_checklist(checks, {"size": lambda: "ok", "postgres": interrupted}, outcomes=done)
     assert [o.check.key for o in done] == ["size"]
 
@@ -170,7 +170,7 @@ def test_listed_errors_fail_the_line_and_others_propagate(cfg):
 
 
 def outcomes_with(cfg, **statuses):
-    return [smoke.Outcome(c, statuses.get(c.key.replace("-", "_"), OK)) for c in smoke.checklist(cfg)]
+    return [smoke.CheckResult(c, statuses.get(c.key.replace("-", "_"), OK)) for c in smoke.checklist(cfg)]
 
 
 VERDICTS = [
@@ -212,8 +212,8 @@ def test_the_error_line_reads_as_designed(cfg):
 def test_printer_prints_the_line_then_the_reason(cfg):
     out = io.StringIO()
     check = smoke.checklist(cfg)[5]
-    smoke.Printer(out).finished(6, 10, smoke.Outcome(check, FAIL, 1.25, "HTTP 500, expected 200", "body\nmore"))
-    smoke.Printer(out).finished(9, 10, smoke.Outcome(smoke.checklist(cfg)[8], SKIPPED, 0, "needs: x"))
+    smoke.Printer(out).finished(6, 10, smoke.CheckResult(check, FAIL, 1.25, "HTTP 500, expected 200", "body\nmore"))
+    smoke.Printer(out).finished(9, 10, smoke.CheckResult(smoke.checklist(cfg)[8], SKIPPED, 0, "needs: x"))
     assert out.getvalue().splitlines() == [
         '[ 6/10] FAIL    /api/health answers 200 containing "status":"ok" from appview — HTTP 500, expected 200'
         " (1.2 s)",
@@ -362,15 +362,15 @@ def test_judge_size(size, budget, fails):
 
 
 def test_a_signal_interrupts_at_once_outside_a_critical_section():
-    with pytest.raises(smoke.Interrupted) as info:
-        smoke.Guard().on_signal(signal.SIGTERM)
+    with pytest.raises(stack.Interrupted) as info:
+        stack.Guard().on_signal(signal.SIGTERM)
     assert info.value.signum == signal.SIGTERM
 
 
 def test_a_signal_inside_a_create_call_waits_for_it_to_finish():
-    guard = smoke.Guard()
+    guard = stack.Guard()
     created = []
-    with pytest.raises(smoke.Interrupted), guard.critical():
+    with pytest.raises(stack.Interrupted), guard.critical():
         with guard.critical():
             guard.on_signal(signal.SIGINT)  # does not raise here...
             created.append("container")
@@ -381,7 +381,7 @@ def test_a_signal_inside_a_create_call_waits_for_it_to_finish():
 
 def test_signals_during_cleanup_are_acknowledged_not_raised():
     said: list[str] = []
-    guard = smoke.Guard(said.append)
+    guard = stack.Guard(said.append)
     guard.cleaning = True
     guard.on_signal(signal.SIGINT)
     with guard.critical():
@@ -391,8 +391,8 @@ def test_signals_during_cleanup_are_acknowledged_not_raised():
 
 
 def test_interrupted_exit_codes_follow_the_shell():
-    assert smoke.SmokeInterrupted("x", None, signal.SIGINT).exit_code == 130
-    assert smoke.SmokeInterrupted("x", None, signal.SIGTERM).exit_code == 143
+    assert stack.RunInterrupted("x", None, signal.SIGINT).exit_code == 130
+    assert stack.RunInterrupted("x", None, signal.SIGTERM).exit_code == 143
 
 
 # --- the task ---------------------------------------------------------------------------------------------
