@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from atbb_kit.commands import build as commands
+from atbb_kit.commands import docker as commands
 from atbb_kit.core.errors import EngineUnavailable, KitError
 from atbb_kit.infra.runner import Runner
 

@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atbb_kit.commands import build as commands
+from atbb_kit.commands import docker as commands
+from atbb_kit.commands import pnpm
 from atbb_kit.commands.base import Command
 from atbb_kit.core.config import load_config
 from atbb_kit.core.context import read_context
@@ -346,7 +347,7 @@ class BenchRun:
         info["dependency"] = f"{name}@{version} in {manifest}"
         self.say(f"==> build: after adding {name}@{version} (pnpm install --lockfile-only)")
         lock = self.runner.run(
-            commands.pnpm(mono, "install", "--lockfile-only", "--ignore-scripts"), capture=True, quiet=True, check=False
+            pnpm.pnpm(mono, "install", "--lockfile-only", "--ignore-scripts"), capture=True, quiet=True, check=False
         )
         info["lockfile_update_seconds"] = lock.seconds
         if not lock.ok:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from atbb_kit.commands import build as commands
+from atbb_kit.commands import pnpm as commands
 from atbb_kit.commands.base import Command, argv
 
 # How to get each tool; shown when it is missing. The Python ones come with the kit's test extra.

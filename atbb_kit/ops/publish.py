@@ -205,7 +205,7 @@ def publish(
 
     Stops at the first failure, so nothing after it (above all `latest`) is pushed.
     """
-    from atbb_kit.commands import build as commands
+    from atbb_kit.commands import docker as commands
     from atbb_kit.infra.registry_api import RegistryError
 
     expected: str | None = None

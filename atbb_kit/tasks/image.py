@@ -19,7 +19,7 @@ from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
 )
 def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, cache=None, dry_run=False):
     """Build the Docker image (the services of atbb.yaml behind nginx) with release tags; fail over budget."""
-    from atbb_kit.commands import build as commands
+    from atbb_kit.commands import docker as commands
     from atbb_kit.core import flags, nginx_conf
     from atbb_kit.core.errors import KitError
     from atbb_kit.core.release_plan import plan_for

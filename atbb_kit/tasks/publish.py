@@ -142,7 +142,7 @@ def _credentials(login):
 
 def push_immutable(k, plan, registry, login, image):
     """`docker push` of the tags that never move, each checked in the registry; the digest they share."""
-    from atbb_kit.commands import build as commands
+    from atbb_kit.commands import docker as commands
     from atbb_kit.core.errors import EngineUnavailable, KitError
     from atbb_kit.infra.registry_api import RegistryError, manifest_digest, split_reference
 

@@ -154,7 +154,7 @@ def lint(c, only="", verbose=False, dry_run=False):
 
 
 def _check_suite(suite: str) -> None:
-    from atbb_kit.commands import build as commands
+    from atbb_kit.commands import pnpm as commands
     from atbb_kit.core.errors import ConfigError
 
     choices = (*commands.SUITES, NO_SUITE)
@@ -176,7 +176,7 @@ def _pytest_args(text: str) -> list[str]:
 
 
 def _run_tests(k: Kit, suite: str, monorepo: bool = True, pytest_args: str = "") -> None:
-    from atbb_kit.commands import build as commands
+    from atbb_kit.commands import pnpm as commands
 
     args = _pytest_args(pytest_args)
     if monorepo:
@@ -186,7 +186,7 @@ def _run_tests(k: Kit, suite: str, monorepo: bool = True, pytest_args: str = "")
 
 
 def _run_build(k: Kit) -> None:
-    from atbb_kit.commands import build as commands
+    from atbb_kit.commands import pnpm as commands
 
     k.run.run(commands.monorepo_build(k.cfg.monorepo_dir()))
 

@@ -50,7 +50,7 @@ def push_by_digest(k, plan, image, digest_file, sbom=True):
     import tempfile
     from pathlib import Path
 
-    from atbb_kit.commands import build as commands
+    from atbb_kit.commands import docker as commands
     from atbb_kit.commands.base import Command, argv
     from atbb_kit.core.errors import KitError
     from atbb_kit.infra.registry_api import Repository, split_reference

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit.commands import build as commands
+from atbb_kit.commands import docker as commands
+from atbb_kit.commands import pnpm
 from atbb_kit.core.config import load_config
 from atbb_kit.core.errors import KitError
 from tests.conftest import ROOT
@@ -267,10 +268,9 @@ def test_dockerfile_arg_defaults_match_config():
 @pytest.mark.parametrize(
     ("builder", "expected"),
     [
-        (commands.monorepo_lint, ("pnpm", "turbo", "run", "lint")),
-        (commands.monorepo_test, ("pnpm", "turbo", "run", "test")),
-        (commands.monorepo_build, ("pnpm", "turbo", "run", "build")),
-        (commands.pnpm_install, ("pnpm", "install", "--frozen-lockfile")),
+        (pnpm.monorepo_lint, ("pnpm", "turbo", "run", "lint")),
+        (pnpm.monorepo_test, ("pnpm", "turbo", "run", "test")),
+        (pnpm.monorepo_build, ("pnpm", "turbo", "run", "build")),
     ],
 )
 def test_pnpm_commands_run_in_the_monorepo(builder, expected):
@@ -282,7 +282,7 @@ def test_pnpm_commands_run_in_the_monorepo(builder, expected):
 
 @pytest.mark.parametrize(("suite", "marker"), [("unit", ("-m", "unit")), ("e2e", ("-m", "e2e")), ("all", ())])
 def test_pytest_suite(suite, marker):
-    cmd = commands.pytest_suite(Path("/k"), suite, ["-x"])
+    cmd = pnpm.pytest_suite(Path("/k"), suite, ["-x"])
     assert cmd.argv[1:] == ("-m", "pytest", *marker, "-x")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from atbb_kit.commands import build as commands
+from atbb_kit.commands import docker as commands
 from atbb_kit.commands.base import Command, Secret
 from atbb_kit.core.context import BuildContext
 from atbb_kit.core.errors import KitError
@@ -110,10 +110,6 @@ def test_login_refuses_a_plain_string_token() -> None:
         (commands.docker_push("docker", "r/o/a:1"), ("docker", "push", "r/o/a:1")),
         (commands.docker_tag("docker", "a:1", "r/o/a:1"), ("docker", "tag", "a:1", "r/o/a:1")),
         (commands.docker_image_id("docker", "a:1"), ("docker", "image", "inspect", "--format", "{{.Id}}", "a:1")),
-        (
-            commands.docker_repo_digests("docker", "a:1"),
-            ("docker", "image", "inspect", "--format", "{{json .RepoDigests}}", "a:1"),
-        ),
     ],
 )
 def test_registry_argv(cmd: Command, expected: tuple[str, ...]) -> None:

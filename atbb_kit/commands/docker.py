@@ -1,11 +1,10 @@
-"""Pure argv builders: every external command the kit runs is built here as a `Command`.
+"""docker client argv: build (with its build args, labels and cache specs), probes, login, tag and push.
 
-Nothing in this module runs anything; tests compare the argv tuples directly.
+Pure builders returning `Command`s; nothing here runs anything. Tests compare the argv tuples directly.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -14,52 +13,7 @@ from atbb_kit.core import image_spec
 from atbb_kit.core.errors import KitError
 from atbb_kit.core.paths import KIT_ROOT
 
-PNPM_HINT = "install pnpm (npm i -g pnpm@<node.pnpm from atbb.yaml>) or run scripts/bootstrap.sh"
 DOCKER_HINT = "install Docker (scripts/ensure-docker.sh on Debian) and start the engine"
-
-SUITES = ("unit", "integration", "e2e", "all")
-
-
-# --- the monorepo (pnpm + turbo) ------------------------------------------------------------------------
-
-
-def pnpm(monorepo: Path, *args: str, env: Mapping[str, str] | None = None, hint: str | None = None) -> Command:
-    return Command(argv("pnpm", args), cwd=monorepo, env=dict(env or {}), install_hint=PNPM_HINT, failure_hint=hint)
-
-
-def pnpm_install(monorepo: Path) -> Command:
-    return pnpm(
-        monorepo,
-        "install",
-        "--frozen-lockfile",
-        hint="the lockfile must match package.json: run pnpm install",
-    )
-
-
-def monorepo_lint(monorepo: Path) -> Command:
-    return pnpm(monorepo, "turbo", "run", "lint", hint="fix the type errors above")
-
-
-def monorepo_test(monorepo: Path) -> Command:
-    return pnpm(monorepo, "turbo", "run", "test", hint="a monorepo test failed; rerun `pnpm test` in the monorepo")
-
-
-def monorepo_build(monorepo: Path) -> Command:
-    return pnpm(monorepo, "turbo", "run", "build", hint="the monorepo does not compile; see the errors above")
-
-
-# --- the kit's own suite --------------------------------------------------------------------------------
-
-
-def pytest_suite(root: Path, suite: str, extra: Sequence[str] = ()) -> Command:
-    if suite not in SUITES:
-        raise ValueError(suite)
-    marker = () if suite == "all" else ("-m", suite)
-    return Command(
-        argv(sys.executable, "-m", "pytest", marker, list(extra)),
-        cwd=root,
-        failure_hint=f"a kit test failed; rerun `inv test --suite {suite}` and read the first failure",
-    )
 
 
 # --- docker ---------------------------------------------------------------------------------------------
@@ -217,7 +171,7 @@ def docker_login(docker: str, registry: str, user: str, token: Secret, *, config
     """`docker login` with the token on stdin: argv is visible to every user of the machine (`ps`), stdin
     is not, and the Runner prints a Secret as ***."""
     if not isinstance(token, Secret):
-        raise TypeError("the registry token must be wrapped in runner.Secret")
+        raise TypeError("the registry token must be wrapped in commands.base.Secret")
     return Command(
         argv(docker, "login", "--username", user, "--password-stdin", registry),
         env=_docker_config_env(config_dir),
@@ -245,15 +199,6 @@ def docker_image_id(docker: str, ref: str) -> Command:
     return Command(argv(docker, "image", "inspect", "--format", "{{.Id}}", ref), install_hint=DOCKER_HINT)
 
 
-def docker_repo_digests(docker: str, ref: str) -> Command:
-    """Read-only: the `repo@sha256:...` digests the local engine recorded for `ref` (JSON list), i.e. what
-    its pushes and pulls were told; a fallback when the registry API cannot be asked."""
-    return Command(
-        argv(docker, "image", "inspect", "--format", "{{json .RepoDigests}}", ref),
-        install_hint=DOCKER_HINT,
-    )
-
-
 def _docker_config_env(config_dir: Path | None) -> dict[str, str]:
-    # DOCKER_CONFIG points login and push at one private credentials folder (see tasks/publish.push).
+    # DOCKER_CONFIG points login and push at one private credentials folder (see ops/publish.push).
     return {"DOCKER_CONFIG": str(config_dir)} if config_dir else {}
