@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from atbb_kit.core import imageref, safe_yaml
+from atbb_kit.core import imageref, routing, safe_yaml
 from atbb_kit.core.errors import ConfigError
 from atbb_kit.core.imageref import shown
 
@@ -512,9 +512,7 @@ class Config(_Strict):
 
     def service_for(self, path: str, host: str | None = None) -> str:
         """The service nginx sends `path` (for `host`) to; see atbb_kit/core/routing.py for the rules."""
-        from atbb_kit.core.routing import resolve
-
-        return resolve(self.routes, path, host).service
+        return routing.resolve(self.routes, path, host).service
 
     # Set by load_config: where the values came from, not values themselves.
     _root: Path = PrivateAttr(default_factory=Path.cwd)

@@ -6,6 +6,7 @@ the Docker SDK is imported lazily because it costs ~100 ms, which `inv --list` m
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 
@@ -79,8 +80,6 @@ def client():
 
 
 def _engine_address() -> str:
-    import os
-
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 

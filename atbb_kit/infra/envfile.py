@@ -28,6 +28,7 @@ from __future__ import annotations
 import difflib
 import io
 import re
+import shlex
 import stat
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -326,8 +327,6 @@ def read(path: Path) -> dict[str, str]:
 
 
 def permission_warning(path: Path) -> str | None:
-    import shlex
-
     mode = path.stat().st_mode
     if mode & (stat.S_IROTH | stat.S_IWOTH):
         fix = shlex.join(["chmod", "600", str(path)])

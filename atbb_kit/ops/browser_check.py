@@ -26,10 +26,12 @@ Decisions:
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,8 +101,6 @@ def missing_chromium() -> KitError:
 
 
 def playwright_installed() -> bool:
-    from importlib.util import find_spec
-
     return find_spec("playwright") is not None
 
 
@@ -548,7 +548,5 @@ class Browser:
             except Exception:
                 failed = True
         if failed:
-            import logging
-
             logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         self._browser = self._playwright = None

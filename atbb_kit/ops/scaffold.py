@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shlex
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -40,6 +41,8 @@ from typing import Any
 
 import yaml
 
+from atbb_kit.core import imageref
+from atbb_kit.core.config import DEFAULT_CSP, DEFAULT_HEADERS, load_config
 from atbb_kit.core.errors import KitError
 
 CONFIG_NAME = "atbb.yaml"
@@ -840,8 +843,6 @@ def default_branch(root: Path, notes: Notes) -> str:
 
 
 def image_name(root_pkg: Package, folder: Path) -> str:
-    from atbb_kit.core import imageref
-
     for raw in (root_pkg.name.rsplit("/", 1)[-1], folder.resolve().name, "app"):
         name = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")[:80]
         if name and not imageref.problem(f"x/{name}"):
@@ -968,8 +969,6 @@ class Draft:
 
 
 def render(draft: Draft, notes: Notes) -> str:
-    from atbb_kit.core.config import DEFAULT_CSP, DEFAULT_HEADERS
-
     out: list[str] = [
         f"# atbb.yaml for {one_line(draft.root_name)}, drafted by `inv init` from the workspace's package.json",
         "# files and sources. Every key is explained in the kit's own atbb.yaml; `# check:` lines are guesses",
@@ -1308,10 +1307,6 @@ def _read_text(path: Path) -> str | None:
 
 def validate(text: str) -> tuple[str, ...]:
     """load_config's problems with the draft (one per line), or () when it validates."""
-    import tempfile
-
-    from atbb_kit.core.config import load_config
-
     with tempfile.TemporaryDirectory(prefix="atbb-init-") as tmp:
         path = Path(tmp) / CONFIG_NAME
         path.write_text(text, encoding="utf-8")
