@@ -255,9 +255,11 @@ def port_finding(
     fix = (
         f"stop what uses it, or choose another port: ATBB_COMPOSE_HOST_PORT={port + 1} (compose.host_port in atbb.yaml)"
     )
-    ours = [p for p in publishers if p[1] == project and p[2] == "atbb"]
+    # The Compose example publishes it from `edge` (in front of atbb); older files from atbb itself.
+    ours = [p for p in publishers if p[1] == project and p[2] in ("atbb", "edge")]
     if ours:
-        return ok(name, f"{port} is published by this stack's atbb ({ours[0][0]})")
+        role = "atbb edge" if ours[0][2] == "edge" else "atbb"
+        return ok(name, f"{port} is published by this stack's {role} ({ours[0][0]})")
     if publishers:
         container, other, _ = publishers[0]
         owner = f" of Compose project {other}" if other else ""

@@ -115,6 +115,7 @@ def migrate(c, env_file=".env", image=None, timeout=None, network=None, dry_run=
 )
 def compose_up(c, env_file=".env", image=None, pull=False, build=False, demo=False, timeout=None, dry_run=False):
     """Start PostgreSQL and atBB with Compose: validate env, build if missing, migrate, wait until healthy."""
+    from atbb_kit.commands import compose
     from atbb_kit.core.errors import CommandFailed, EnvFileError, KitError
     from atbb_kit.infra import engine
     from atbb_kit.ops import doctor
@@ -160,7 +161,8 @@ def compose_up(c, env_file=".env", image=None, pull=False, build=False, demo=Fal
                 returncode=exc.exit_code,
             ) from None
         ops.say("==> starting atBB")
-        k.run.run(stack.up("atbb"))
+        # edge: the front door publishing the host port (docker-compose.example.yml; inv upgrade switches it).
+        k.run.run(stack.up("atbb", *(["edge"] if "edge" in compose.services(stack.file) else [])))
         if k.run.dry_run:
             return
         ops.wait_healthy(k, stack, "atbb", timeout)
