@@ -270,21 +270,13 @@ def write_demo_env(path: Path, host_port: int) -> None:
     import os
     import secrets as _secrets
 
-    password = _secrets.token_hex(16)
-    text = "\n".join(
-        [
-            "# Demo values written by `inv compose-up --demo`: for trying atBB locally, not for production.",
-            f"DATABASE_URL=postgres://atbb:{password}@postgres:5432/atbb",
-            "FORUM_DID=did:plc:demodemodemodemodemodemo",
-            "PDS_URL=https://pds.example.com",
-            f"OAUTH_PUBLIC_URL=http://localhost:{host_port}",
-            f"SESSION_SECRET={_secrets.token_hex(32)}",
-            "POSTGRES_USER=atbb",
-            f"POSTGRES_PASSWORD={password}",
-            "POSTGRES_DB=atbb",
-            "",
-        ]
-    )
+    from atbb_kit.core import app_env
+
+    # The Compose example's PostgreSQL service is called `postgres`; the app's env contract is app_env's.
+    db = app_env.Database(host="postgres", password=_secrets.token_hex(16))
+    values = {**app_env.app_env(db, app_env.demo_identity(host_port)), **db.server_env()}
+    header = "# Demo values written by `inv compose-up --demo`: for trying atBB locally, not for production."
+    text = "\n".join([header, *(f"{k}={v}" for k, v in values.items()), ""])
     # Created with mode 600 (O_EXCL: never over an existing file), not chmod-ed afterwards: the secrets
     # must not be readable by others even for a moment.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -429,7 +429,15 @@ def test_with_args_go_before_the_build_context():
     from atbb_kit.commands.base import Command
 
     cmd = Command(("docker", "build", "--tag", "t", "/ctx"))
-    assert bench.with_args(cmd, "--target", "build").argv == ("docker", "build", "--tag", "t", "--target", "build", "/ctx")
+    assert bench.with_args(cmd, "--target", "build").argv == (
+        "docker",
+        "build",
+        "--tag",
+        "t",
+        "--target",
+        "build",
+        "/ctx",
+    )
 
 
 def test_with_label_goes_before_the_build_context():

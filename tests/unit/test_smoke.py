@@ -12,11 +12,11 @@ import sys
 import pytest
 import yaml
 
-from atbb_kit.commands.base import Secret
 from atbb_kit.core.config import load_config
-from atbb_kit.infra.envfile import DID, validate
+from atbb_kit.infra.console import Console
+from atbb_kit.infra.http import Http
 from atbb_kit.ops import smoke, stack
-from atbb_kit.ops.smoke import FAIL, OK, SKIPPED, CheckFailed, Http
+from atbb_kit.ops.smoke import FAIL, OK, SKIPPED, CheckFailed
 from atbb_kit.tasks import namespace
 from tests.conftest import ROOT, run_inv
 
@@ -212,8 +212,12 @@ def test_the_error_line_reads_as_designed(cfg):
 def test_printer_prints_the_line_then_the_reason(cfg):
     out = io.StringIO()
     check = smoke.checklist(cfg)[5]
-    smoke.Printer(out).finished(6, 10, smoke.CheckResult(check, FAIL, 1.25, "HTTP 500, expected 200", "body\nmore"))
-    smoke.Printer(out).finished(9, 10, smoke.CheckResult(smoke.checklist(cfg)[8], SKIPPED, 0, "needs: x"))
+    smoke.Printer(Console(progress_stream=out)).finished(
+        6, 10, smoke.CheckResult(check, FAIL, 1.25, "HTTP 500, expected 200", "body\nmore")
+    )
+    smoke.Printer(Console(progress_stream=out)).finished(
+        9, 10, smoke.CheckResult(smoke.checklist(cfg)[8], SKIPPED, 0, "needs: x")
+    )
     assert out.getvalue().splitlines() == [
         '[ 6/10] FAIL    /api/health answers 200 containing "status":"ok" from appview — HTTP 500, expected 200'
         " (1.2 s)",
@@ -226,34 +230,6 @@ def test_printer_prints_the_line_then_the_reason(cfg):
 def test_run_id_is_found_in_the_output():
     assert smoke.run_id_from("x\n==> smoke run 0a1b2c3d: img with pg; ...\n") == "0a1b2c3d"
     assert smoke.run_id_from("nothing here") is None
-
-
-# --- the generated env ------------------------------------------------------------------------------------
-
-
-def test_generated_env_passes_the_operators_validation(cfg):
-    env = smoke.generated_env(smoke.database_url("atbb-smoke-1-postgres", "pw" * 8), cfg.env.required)
-    report = validate(env, cfg.env.required, "generated env")
-    assert report.ok, report.problems
-    assert set(cfg.env.required) <= set(env)
-    assert env["DATABASE_URL"].reveal() == f"postgres://atbb:{'pw' * 8}@atbb-smoke-1-postgres:5432/atbb"
-    assert env["PDS_URL"].startswith("https://") and env["OAUTH_PUBLIC_URL"].startswith("https://")
-    assert re.fullmatch(r"did:plc:[a-z2-7]{24}", env["FORUM_DID"]) and DID.fullmatch(env["FORUM_DID"])
-
-
-def test_generated_env_is_fresh_and_never_prints_its_secrets():
-    a, b = smoke.generated_env("postgres://u:p@h/db"), smoke.generated_env("postgres://u:p@h/db")
-    assert a["FORUM_DID"] != b["FORUM_DID"]
-    assert a["SESSION_SECRET"].reveal() != b["SESSION_SECRET"].reveal()
-    assert len(a["SESSION_SECRET"].reveal()) == 64
-    for var in ("SESSION_SECRET", "DATABASE_URL"):
-        assert isinstance(a[var], Secret) and f"{a[var]}" == "***" and repr(a[var]) == "***"
-
-
-def test_generated_env_fills_a_required_variable_it_does_not_know():
-    required = ("DATABASE_URL", "FORUM_DID", "PDS_URL", "OAUTH_PUBLIC_URL", "SESSION_SECRET", "FORUM_HANDLE")
-    env = smoke.generated_env("postgres://u:p@h/db", required)
-    assert env["FORUM_HANDLE"] and validate(env, required).ok
 
 
 # --- verdicts on answers ----------------------------------------------------------------------------------
@@ -499,4 +475,4 @@ def test_dependabot_documents_why_the_base_image_is_not_updated():
     ],
 )
 def test_plain_lines_show_what_a_terminal_would(raw, lines):
-    assert smoke.plain_lines(raw) == lines
+    assert stack.plain_lines(raw) == lines
