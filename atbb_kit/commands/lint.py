@@ -77,3 +77,23 @@ def check_jsonschema(tool: str, schema: str, files: Sequence[Path]) -> Command:
         install_hint=PY_TOOLS_HINT,
         failure_hint=f"the files above do not match the {schema} schema",
     )
+
+
+def mypy(tool: str) -> Command:
+    # No paths or flags: pyproject.toml's [tool.mypy] names the package and how strict each layer is.
+    return Command(
+        argv(tool),
+        install_hint=PY_TOOLS_HINT,
+        failure_hint="fix the type errors above (atbb_kit/core is held to strict mode: annotate every function)",
+    )
+
+
+def lint_imports(tool: str) -> Command:
+    # The contracts are pyproject.toml's [tool.importlinter]; --no-cache leaves no cache folder in the
+    # checkout (the whole package takes well under a second).
+    return Command(
+        argv(tool, "--no-cache", "--no-logo"),
+        install_hint=PY_TOOLS_HINT,
+        failure_hint="an import above crosses the layers (docs/architecture.md): move the code to the lower "
+        "layer or pass the value in from above",
+    )

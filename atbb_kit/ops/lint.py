@@ -22,6 +22,8 @@ from atbb_kit.commands.lint import (
     actionlint,
     check_jsonschema,
     hadolint,
+    lint_imports,
+    mypy,
     nginx_test,
     ruff_check,
     ruff_format_check,
@@ -31,6 +33,8 @@ from atbb_kit.core import nginx_conf
 
 # The kit's own Python code: what ruff checks and formats.
 PY_PATHS = ("atbb_kit", "tests", "tasks.py")
+# What mypy and import-linter check: the package, with their settings in pyproject.toml.
+KIT_PACKAGE = (Path("atbb_kit"), Path("pyproject.toml"))
 DOCKERFILE = Path("docker/Dockerfile")
 WORKFLOWS_DIR = Path(".github/workflows")
 ACTIONS_DIR = Path(".github/actions")
@@ -145,6 +149,18 @@ def lint_steps(cfg: Any, *, bindir: Path | None = None, node: str = "node", ngin
             missing=None if py_paths else f"missing {', '.join(PY_PATHS)}",
         ),
         LintStep(
+            "mypy",
+            "mypy (strict on atbb_kit/core, bodies checked elsewhere)",
+            at_root(mypy(venv_tool("mypy", bindir))),
+            missing=_missing(KIT_PACKAGE, root),
+        ),
+        LintStep(
+            "layers",
+            "import-linter layering contracts (pyproject.toml)",
+            at_root(lint_imports(venv_tool("lint-imports", bindir))),
+            missing=_missing(KIT_PACKAGE, root),
+        ),
+        LintStep(
             "shellcheck",
             "shellcheck (docker/, scripts/, .ci/run)",
             at_root(shellcheck(venv_tool("shellcheck", bindir), scripts)),
@@ -213,6 +229,8 @@ def lint_steps(cfg: Any, *, bindir: Path | None = None, node: str = "node", ngin
 STEP_NAMES = (
     "ruff",
     "ruff-format",
+    "mypy",
+    "layers",
     "shellcheck",
     "hadolint",
     "nginx-drift",
