@@ -16,6 +16,7 @@ Decisions:
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +26,7 @@ from string import Template
 from typing import Any
 
 from atbb_kit.commands.base import Command
+from atbb_kit.core import nginx_conf, routing
 from atbb_kit.core.paths import KIT_ROOT
 
 SCHEMA_VERSION = 1
@@ -165,9 +167,7 @@ def bench_routes(cfg: Any) -> tuple[BenchRoute, ...]:
     service atbb.yaml's routes send it to, exactly as nginx does. A config whose health path is "/" gets
     one route.
     """
-    from atbb_kit.core import routing
-
-    out = []
+    out: list[BenchRoute] = []
     wanted = (
         ("api", cfg.health.path, f"health.path in {cfg.file().name}"),
         ("page", "/", "the page at /"),
@@ -599,14 +599,10 @@ def _caddy_quote(text: str) -> str:
 
 def _peer_routes(cfg: Any) -> list[Any]:
     """The host-less routes, in nginx's precedence order. Host routes are left out: the bench sends no Host."""
-    from atbb_kit.core import routing
-
     return list(routing.servers(cfg.routes)[0].routes)
 
 
 def _haproxy(cfg: Any, hidden: list[str], added: list[tuple[str, str]]) -> dict[str, str]:
-    from atbb_kit.core import nginx_conf
-
     responses = [f"    http-response del-header {name}" for name in hidden]
     responses += [f"    http-response set-header {name} {_haproxy_quote(value)}" for name, value in added]
     uses, default = [], None
@@ -644,8 +640,6 @@ def _haproxy(cfg: Any, hidden: list[str], added: list[tuple[str, str]]) -> dict[
 
 
 def _caddy(cfg: Any, hidden: list[str], added: list[tuple[str, str]]) -> dict[str, str]:
-    from atbb_kit.core import nginx_conf
-
     blocks = []
     for route in _peer_routes(cfg):
         if route.match == "exact":
@@ -687,8 +681,6 @@ def _seconds(value: float) -> str:
 
 def render_peer_config(kind: str, cfg: Any, *, port: int, threads: int) -> str:
     """HAProxy's or Caddy's configuration for `cfg`: atbb.yaml's routes, upstream ports and headers."""
-    from atbb_kit.core import nginx_conf
-
     template_name = PEER_TEMPLATES[kind]
     hidden, added = nginx_conf.header_policy(cfg)
     values = _haproxy(cfg, hidden, added) if kind == "haproxy" else _caddy(cfg, hidden, added)
@@ -785,7 +777,8 @@ def pick_source_file(paths: Iterable[str]) -> str | None:
         p for p in paths if p.endswith(SOURCE_SUFFIXES) and "/src/" in f"/{p}" and "node_modules/" not in p
     )
     apps = [p for p in candidates if p.startswith("apps/")]
-    return (apps or candidates or [None])[0]
+    pool = apps or candidates
+    return pool[0] if pool else None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -855,8 +848,6 @@ def needs_paths(walk: str, included: str, packages: Sequence[str], root: str = "
     dependency counts with its whole folder; a workspace package with its package.json and the
     runtime.include matches inside it (its sources and build configuration stay out, as in the image).
     """
-    import json
-
     found = [line.strip().removeprefix("./") for line in included.splitlines() if line.strip()]
     docs = [line for line in walk.splitlines() if line.strip()]
     if len(docs) != len(packages):
@@ -905,7 +896,7 @@ COLUMNS = ("figure", "value", "baseline", "ratio", "target", "met")
 
 def table_rows(figures: Sequence[Figure]) -> list[tuple[str, ...]]:
     """The results table as text cells, shared by the terminal table and the Markdown file."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for f in figures:
         s = f.spec
         baseline = format_value(f.baseline, s.unit) if f.baseline is not None else ""
