@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import shutil
 import tarfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Protocol
 
 from atbb_kit.core.errors import KitError
+from atbb_kit.infra.registry_api import RegistryError
+from atbb_kit.ops.publish import _progress_note
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -211,8 +214,6 @@ class Entry:
 
 def describe(store: IndexStore, digest: str, repository: str) -> Entry:
     """What `digest` is in the registry: its manifest's type and size, and the platform its config says."""
-    from atbb_kit.infra.registry_api import RegistryError
-
     if store.digest(digest) is None:
         raise RegistryError(
             f"{repository}@{digest} does not exist in the registry",
@@ -279,9 +280,6 @@ def put_index(
     progress: Callable[[str], None],
 ) -> str:
     """PUT the index under its digest, then under each immutable tag of `refs`, each checked right after."""
-    from atbb_kit.infra.registry_api import RegistryError
-    from atbb_kit.ops.publish import _progress_note
-
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
     try:
         store.put_manifest(digest, OCI_INDEX, body)
@@ -307,8 +305,6 @@ def put_index(
 def read_digests(values: Iterable[str], folder: str | None) -> list[str]:
     """Digests from --digest options and from the files of --digests-from (one digest a file, as
     `inv push --by-digest --digest-file` writes them), deduplicated, in a stable order."""
-    import re
-
     found = [v.strip() for v in values if v.strip()]
     if folder:
         path = Path(folder)

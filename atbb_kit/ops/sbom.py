@@ -22,13 +22,18 @@ Decisions (see "SBOM" in docs/decisions.md):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import subprocess
 import sys
 import tarfile
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Protocol
+
+from packageurl import PackageURL
 
 from atbb_kit.core.errors import KitError
 
@@ -131,7 +136,6 @@ def to_cyclonedx(inv: Inventory, image: str, labels: Mapping[str, str] | None = 
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.output.json import JsonV1Dot6
-    from packageurl import PackageURL
 
     labels = labels or {}
     bom = Bom()
@@ -193,9 +197,6 @@ def describe_counts(counts: Mapping[str, int]) -> str:
 
 def generate(docker: str, image: str, labels: Mapping[str, str] | None = None) -> str:
     """The CycloneDX JSON of a local image: `docker create` (never started), `docker export`, scan, remove."""
-    import subprocess
-    import uuid
-
     name = f"atbb-sbom-{uuid.uuid4().hex[:12]}"
     created = subprocess.run(
         [docker, "create", "--name", name, image, "true"], capture_output=True, text=True, check=False, timeout=120
@@ -233,8 +234,6 @@ class ReferrerStore(Protocol):
 
 
 def _sha(data: bytes) -> str:
-    import hashlib
-
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

@@ -25,6 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from atbb_kit.core.errors import KitError
+from atbb_kit.infra.registry_api import split_reference
+from atbb_kit.ops.multiarch import normalize_platform, platform_of
+from atbb_kit.ops.sbom import describe_counts, find_referrers, sbom_of, summarize
 
 OCI_INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 SIGSTORE_BUNDLE = re.compile(r"^application/vnd\.dev\.sigstore\.bundle")
@@ -33,8 +36,6 @@ WORKFLOW = ".github/workflows/publish.yml"
 
 def split_ref(ref: str) -> tuple[str, str, str]:
     """(registry, repository, tag or digest) of `host/owner/name:tag` or `host/owner/name@sha256:...`."""
-    from atbb_kit.infra.registry_api import split_reference
-
     if "@" in ref:
         name, _, digest = ref.partition("@")
         registry, _, repository = name.partition("/")
@@ -83,9 +84,6 @@ class Report:
 
 def inspect(store, ref: str) -> Report:
     """Digest, platforms, labels and SBOMs of `ref`, read from the registry; consistency problems listed."""
-    from atbb_kit.ops.multiarch import normalize_platform, platform_of
-    from atbb_kit.ops.sbom import describe_counts, find_referrers, sbom_of, summarize
-
     _, _, reference = split_ref(ref)
     digest = store.digest(reference)
     if digest is None:
