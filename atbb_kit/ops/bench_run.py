@@ -1,9 +1,11 @@
 """`inv bench`: the measuring half. Builds, starts and loads real containers; `bench.py` judges the numbers.
 
 Every object a run creates is named `atbb-bench-<run id>-*` (images `atbb-bench-<run id>:<what>`) and
-labelled `atbb.bench=<run id>`; cleanup removes exactly that, on success, failure, Ctrl-C and SIGTERM.
-Nothing is published on a host port: the host reaches the containers on the private network Docker
-created for the run, so parallel runs (and other people's stacks) never collide on a port.
+labelled `atbb.bench=<run id>`. The network, PostgreSQL, migration, app containers, readiness waits,
+signal guard and cleanup are the run's throwaway stack (ops/stack.py), which removes exactly that, on
+success, failure, Ctrl-C and SIGTERM; an interrupted run exits 130 or 143 after it. Nothing is published
+on a host port: the host reaches the containers on the private network Docker created for the run, so
+parallel runs (and other people's stacks) never collide on a port.
 
 What is deliberately left behind: BuildKit's build cache. It cannot be pruned per run without pruning
 other people's cache too; `docker builder prune` reclaims it when you choose.

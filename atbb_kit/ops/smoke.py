@@ -2,10 +2,11 @@
 
 The checklist is data (`checklist`), the order and skip rules are a pure loop (`run_checklist`), and the
 verdicts on HTTP answers are pure functions (`judge_*`), so all of it is unit-tested without Docker.
-`SmokeRun` is the only part that talks to the engine: a private network, a PostgreSQL, two migration
-runs and the app, every object named `atbb-smoke-<run id>-*` and labelled `atbb.smoke=<run id>`.
-Cleanup sweeps by that label, so it also finds an object whose creation was cut short, and it runs on
-success, failure, Ctrl-C and SIGTERM alike (unless --keep).
+`SmokeRun` is the only part that talks to the engine, through the run's throwaway stack (ops/stack.py):
+a private network, a PostgreSQL, two migration runs and the app, every object named
+`atbb-smoke-<run id>-*` and labelled `atbb.smoke=<run id>`. The stack sweeps by that label, so cleanup
+also finds an object whose creation was cut short, and it runs on success, failure, Ctrl-C and SIGTERM
+alike (unless --keep).
 
 With --browser, lines that open smoke.browser.pages in headless Chromium (atbb_kit/ops/browser_check.py) come
 after the HEALTHCHECK line and before `docker stop`, which ends the app they load.

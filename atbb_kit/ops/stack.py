@@ -4,7 +4,8 @@
 on top of it. Every object a stack creates is named `<prefix>-<run id>-*` and labelled `<label>=<run id>`;
 cleanup sweeps by that label, so it also finds an object whose creation was cut short, and never touches
 anyone else's. Used as a context manager it installs the signal guard: Ctrl-C, SIGTERM and SIGHUP become
-`Interrupted` (caught at the end of the `with`, recorded in `interrupted`), except inside a create call,
+`SignalReceived` (caught at the end of the `with`, recorded in `interrupted`; `interruption()` is the
+runner's `Interrupted` error, exit 128 + signal, for the task to raise), except inside a create call,
 where the signal waits until the engine has answered so the sweep can find what it made. On leaving, the
 stack removes everything (unless `keep`), whatever happened.
 
@@ -27,11 +28,11 @@ from typing import Any
 from atbb_kit.commands.base import Secret, reveal
 from atbb_kit.core import app_env, image_spec
 from atbb_kit.core.app_env import PG_READY_PROBE, Database
-from atbb_kit.core.errors import KitError
 from atbb_kit.infra import engine, polling
 from atbb_kit.infra import http as httpc
 from atbb_kit.infra.console import console
 from atbb_kit.infra.polling import Waiting
+from atbb_kit.infra.runner import Interrupted
 
 LOG_LINES = 20
 # The app's nginx listens here in the container.
@@ -56,7 +57,7 @@ class StepFailed(Exception):
 # Signals: Ctrl-C and SIGTERM must end in cleanup, never in leaked containers.
 
 
-class Interrupted(BaseException):
+class SignalReceived(BaseException):
     """Raised in the main thread by a signal. A BaseException so no `except Exception` swallows it."""
 
     def __init__(self, signum: int) -> None:
@@ -64,16 +65,8 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
-class RunInterrupted(KitError):
-    """What a task reports after an interrupted run was cleaned up."""
-
-    def __init__(self, what: str, fix: str | None, signum: int) -> None:
-        super().__init__(what, fix)
-        self.exit_code = 128 + signum  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
-
-
 class Guard:
-    """Turns signals into `Interrupted`, except where an exception would do harm.
+    """Turns signals into `SignalReceived`, except where an exception would do harm.
 
     Inside `critical()` (a create call: the engine may finish creating after the client gave up, and the
     sweep would miss it) the signal is remembered and raised when the section ends. During cleanup it is
@@ -94,7 +87,7 @@ class Guard:
             return
         if self.depth:
             return
-        raise Interrupted(signum)
+        raise SignalReceived(signum)
 
     @contextmanager
     def critical(self) -> Iterator[None]:
@@ -104,7 +97,7 @@ class Guard:
         finally:
             self.depth -= 1
             if not self.depth and self.pending is not None and not self.cleaning:
-                raise Interrupted(self.pending)
+                raise SignalReceived(self.pending)
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -240,12 +233,12 @@ class Stack:
             self.close()
         finally:
             self._installed.__exit__(None, None, None)
-        if isinstance(exc, Interrupted):
+        if isinstance(exc, SignalReceived):
             self.interrupted = exc.signum
         # A signal that arrived during the cleanup still means the user asked to stop.
         if self.interrupted is None:
             self.interrupted = self.guard.pending
-        return isinstance(exc, Interrupted)
+        return isinstance(exc, SignalReceived)
 
     def close(self) -> None:
         """Remove everything the run created, or with `keep` say what is left and how to remove it."""
@@ -261,12 +254,13 @@ class Stack:
         if not self.problems:
             self.say(f"==> removed everything run {self.run_id} started")
 
-    def interruption(self, what: str, after: str = "") -> RunInterrupted | None:
-        """The error to raise after the `with` when a signal ended the run (None when none did)."""
+    def interruption(self, what: str, after: str = "") -> Interrupted | None:
+        """The error to raise after the `with` when a signal ended the run (None when none did); it exits
+        128 + the signal, the shell's convention: 130 for Ctrl-C, 143 for SIGTERM."""
         if self.interrupted is None:
             return None
         left = "nothing was left behind" if not self.keep and not self.problems else None
-        return RunInterrupted(
+        return Interrupted(
             f"{what}: interrupted by {signal.Signals(self.interrupted).name}{after}",
             left or f"clean up with: {cleanup_hint(self.label, self.run_id)}",
             self.interrupted,

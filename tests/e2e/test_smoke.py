@@ -22,6 +22,7 @@ import pytest
 
 from atbb_kit.core.config import load_config
 from atbb_kit.ops import smoke
+from atbb_kit.ops.stack import remove_run
 from tests.conftest import INV, ROOT, run_inv
 
 E2E_LABEL = {"atbb.smoke.e2e": "1"}
@@ -126,7 +127,7 @@ def test_keep_leaves_the_run_for_inspection(docker_client, built_image, test_ima
         assert f"network {prefix}net" in kept
         assert f"remove them with: docker rm -f $(docker ps -aq --filter label=atbb.smoke={run_id})" in proc.stderr
     finally:
-        smoke.SmokeRun(docker_client, None, "", "", run_id=run_id).cleanup()
+        remove_run(docker_client, smoke.LABEL, run_id)
     assert mine(docker_client, run_id) == []
 
 
@@ -258,7 +259,7 @@ def test_an_interrupted_run_removes_everything(docker_client, built_image, test_
                 proc.kill()
                 proc.wait()
         if run_id and proc.returncode != 128 + sig:
-            smoke.SmokeRun(docker_client, None, "", "", run_id=run_id).cleanup()
+            remove_run(docker_client, smoke.LABEL, run_id)
     while (line := lines.get(timeout=10)) is not None:
         seen.append(line)
     output = "".join(seen)

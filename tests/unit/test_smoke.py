@@ -159,9 +159,9 @@ def test_listed_errors_fail_the_line_and_others_propagate(cfg):
     done: list[smoke.CheckResult] = []
 
     def interrupted():
-        raise stack.Interrupted(signal.SIGINT)
+        raise stack.SignalReceived(signal.SIGINT)
 
-    with pytest.raises(stack.Interrupted):
+    with pytest.raises(stack.SignalReceived):
         smoke.run_checklist(checks, {"size": lambda: "ok", "postgres": interrupted}, outcomes=done)
     assert [o.check.key for o in done] == ["size"]
 
@@ -338,7 +338,7 @@ def test_judge_size(size, budget, fails):
 
 
 def test_a_signal_interrupts_at_once_outside_a_critical_section():
-    with pytest.raises(stack.Interrupted) as info:
+    with pytest.raises(stack.SignalReceived) as info:
         stack.Guard().on_signal(signal.SIGTERM)
     assert info.value.signum == signal.SIGTERM
 
@@ -346,7 +346,7 @@ def test_a_signal_interrupts_at_once_outside_a_critical_section():
 def test_a_signal_inside_a_create_call_waits_for_it_to_finish():
     guard = stack.Guard()
     created = []
-    with pytest.raises(stack.Interrupted), guard.critical():
+    with pytest.raises(stack.SignalReceived), guard.critical():
         with guard.critical():
             guard.on_signal(signal.SIGINT)  # does not raise here...
             created.append("container")
@@ -367,8 +367,8 @@ def test_signals_during_cleanup_are_acknowledged_not_raised():
 
 
 def test_interrupted_exit_codes_follow_the_shell():
-    assert stack.RunInterrupted("x", None, signal.SIGINT).exit_code == 130
-    assert stack.RunInterrupted("x", None, signal.SIGTERM).exit_code == 143
+    assert stack.Interrupted("x", None, signal.SIGINT).exit_code == 130
+    assert stack.Interrupted("x", None, signal.SIGTERM).exit_code == 143
 
 
 # --- the task ---------------------------------------------------------------------------------------------
