@@ -4,9 +4,10 @@ What is checked, and how:
 - every `inv` call in a shell block (```sh, ```bash, ```shell, ```console) and in an inline code span parses
   with Invoke's own parser against the kit's namespace: the task exists, the flags exist, required
   positionals are given;
-- every `docker run`, `docker pull` and `docker compose`/`docker-compose` call parses (shlex) and uses the
-  image (`<registry>/OWNER/<image.name>` from atbb.yaml), the host and container ports, the Compose file,
-  project and services that atbb.yaml and the Compose file define;
+- every docker and Compose call (words, operators and redirections split as sh splits them) uses only options
+  docker has, and the image (`<registry>/OWNER/<image.name>` from atbb.yaml), the host and container ports,
+  the container names, the Compose file, project and services that atbb.yaml, the guide's own `docker run`
+  lines and the Compose file define; a docker subcommand without a check fails;
 - the environment variables the guide names (defined in `guide_env_names`) are those of
   .env.production.example, and every variable of that file is named in the guide;
 - the guide has the design's ten sections, in order;
@@ -24,7 +25,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shlex
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -137,10 +137,83 @@ class Cmd:
     argv: list[str]
     where: str
     mention: bool = False  # an inline code span in prose, not a line of a shell block
+    redirects: tuple[str, ...] = ()  # as written, without spaces: "2>&1", ">atbb.dump", "<backup.dump"
 
 
-_OPERATORS = {";", "&&", "||", "|", "(", ")", "&"}
-_REDIRECTS = {">", ">>", "<", "2>", "2>&1"}
+# Operators, longest first so `&&` is not read as two `&`. Redirections take the word after them as their
+# target; an unquoted number right before one (`2>&1`) is the file descriptor, not an argument.
+_OPERATORS = ("&&", "||", ";", "|", "&", "(", ")")
+_REDIRECTS = (">>", ">&", "<&", "&>", ">", "<")
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    kind: str  # "word", "op" or "redirect"
+    joined: bool = False  # no whitespace between this token and the one before it
+    quoted: bool = False  # some of it was quoted (so `'2'>x` is an argument, not a file descriptor)
+
+
+def shell_tokens(line: str) -> list[Token]:
+    """POSIX shell words and operators of one line: quotes and backslashes as sh reads them, `$(...)` kept
+    inside its word, `#` at the start of a word begins a comment."""
+    tokens: list[Token] = []
+    word: list[str] | None = None
+    quoted = word_joined = False
+    gap = True  # whitespace (or the start of the line) since the last token
+    i, n = 0, len(line)
+
+    def end_word() -> None:
+        nonlocal word, quoted
+        if word is not None:
+            tokens.append(Token("".join(word), "word", word_joined, quoted))
+        word, quoted = None, False
+
+    while i < n:
+        ch = line[i]
+        if ch.isspace():
+            end_word()
+            gap, i = True, i + 1
+            continue
+        if word is None and ch == "#":
+            break
+        op = next((o for o in (*_REDIRECTS, *_OPERATORS) if line.startswith(o, i)), None)
+        if op:
+            end_word()
+            tokens.append(Token(op, "redirect" if op in _REDIRECTS else "op", not gap))
+            gap, i = False, i + len(op)
+            continue
+        if word is None:
+            word, word_joined, gap = [], not gap, False
+        if ch == "'":
+            end = line.index("'", i + 1)
+            word.append(line[i + 1 : end])
+            quoted, i = True, end + 1
+        elif ch == '"':
+            i += 1
+            while line[i] != '"':
+                if line[i] == "\\" and line[i + 1] in '"\\$`':
+                    i += 1
+                word.append(line[i])
+                i += 1
+            quoted, i = True, i + 1
+        elif ch == "\\":
+            word.append(line[i + 1 : i + 2])
+            i += 2
+        elif line.startswith("$(", i):
+            depth, j = 0, i + 1
+            while True:
+                depth += {"(": 1, ")": -1}.get(line[j], 0)
+                j += 1
+                if depth == 0:
+                    break
+            word.append(line[i:j])
+            i = j
+        else:
+            word.append(ch)
+            i += 1
+    end_word()
+    return tokens
 
 
 def block_lines(block: Block) -> Iterator[str]:
@@ -160,33 +233,72 @@ def block_lines(block: Block) -> Iterator[str]:
 
 
 def split_commands(line: str, where: str, mention: bool = False) -> list[Cmd]:
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|()<>")
-    lexer.whitespace_split = True
-    lexer.commenters = "#"
-    tokens = list(lexer)
     commands: list[Cmd] = []
     current: list[str] = []
-    skip_next = False
-    for token in [*tokens, ";"]:
-        if skip_next:
-            skip_next = False
+    redirects: list[str] = []
+    tokens = shell_tokens(line)
+    i = 0
+    while i <= len(tokens):
+        token = tokens[i] if i < len(tokens) else Token(";", "op")
+        i += 1
+        if token.kind == "word":
+            current.append(token.text)
             continue
-        if token in _REDIRECTS or token in (">&", "<&"):
-            skip_next = True
+        if token.kind == "redirect":
+            fd = ""
+            last = tokens[i - 2] if i >= 2 else None
+            if token.joined and last and last.kind == "word" and not last.quoted and last.text.isdigit():
+                fd = current.pop()
+            target = tokens[i] if i < len(tokens) and tokens[i].kind == "word" else None
+            assert target is not None, f"{where}: {token.text} without a target"
+            redirects.append(f"{fd}{token.text}{target.text}")
+            i += 1
             continue
-        if token in _OPERATORS:
-            env: dict[str, str] = {}
-            while current and re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", current[0]):
-                name, _, value = current.pop(0).partition("=")
-                env[name] = value
-            while current and current[0] in ("sudo", "exec"):
-                current.pop(0)
-            if current:
-                commands.append(Cmd(env, current, where, mention))
-            current = []
-            continue
-        current.append(token)
+        env: dict[str, str] = {}
+        while current and re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", current[0]):
+            name, _, value = current.pop(0).partition("=")
+            env[name] = value
+        while current and current[0] in ("sudo", "exec"):
+            current.pop(0)
+        if current:
+            commands.append(Cmd(env, current, where, mention, tuple(redirects)))
+        current, redirects = [], []
     return commands
+
+
+SHELL_CASES = [
+    # (line, [(argv, redirects), ...])
+    (
+        "docker logs atbb 2>&1 | jq -cR '.level'",
+        [(["docker", "logs", "atbb"], ("2>&1",)), (["jq", "-cR", ".level"], ())],
+    ),
+    ("docker logs atbb 2> err.log", [(["docker", "logs", "atbb"], ("2>err.log",))]),
+    ("echo 2 > out", [(["echo", "2"], (">out",))]),
+    ("echo '2'>out", [(["echo", "2"], (">out",))]),
+    ("cmd >>log 2>&1 </dev/null", [(["cmd"], (">>log", "2>&1", "</dev/null"))]),
+    ("a && b || c; d & e", [(["a"], ()), (["b"], ()), (["c"], ()), (["d"], ()), (["e"], ())]),
+    (
+        "sh -c 'pg_dump -Fc \"$URL\"' > atbb-$(date -u +%Y%m%d).dump",
+        [(["sh", "-c", 'pg_dump -Fc "$URL"'], (">atbb-$(date -u +%Y%m%d).dump",))],
+    ),
+    ('X=1 Y="a b" sudo cmd "q \\"x\\"" # a comment', [(["cmd", 'q "x"'], ())]),
+    (
+        "docker inspect --format '{{.State.Health.Status}}' atbb",
+        [(["docker", "inspect", "--format", "{{.State.Health.Status}}", "atbb"], ())],
+    ),
+    ("printf a\\ b", [(["printf", "a b"], ())]),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), SHELL_CASES, ids=[c[0] for c in SHELL_CASES])
+def test_shell_lines_split_as_sh_reads_them(line, expected):
+    assert [(c.argv, c.redirects) for c in split_commands(line, "test")] == expected
+
+
+def test_leading_assignments_are_the_environment():
+    (cmd,) = split_commands('ATBB_IMAGE=ghcr.io/o/a:1 ATBB_HOST_PORT="127.0.0.1:8080" docker compose ps', "test")
+    assert cmd.env == {"ATBB_IMAGE": "ghcr.io/o/a:1", "ATBB_HOST_PORT": "127.0.0.1:8080"}
+    assert cmd.argv == ["docker", "compose", "ps"]
 
 
 def shell_commands(*paths: Path) -> list[Cmd]:
@@ -426,17 +538,161 @@ def test_guide_shows_docker_run_and_compose():
     assert {("docker", "run"), ("docker", "compose"), ("docker", "pull")} <= kinds
 
 
-@pytest.mark.parametrize("call", docker_calls(), ids=lambda c: c.where[:90])
-def test_docker_call_matches_atbb_yaml(call):
+# The other docker subcommands the guide uses: (options taking a value, options without one), as the docker
+# CLI (20.10 and later) defines them.
+DOCKER_OPTIONS = {
+    "pull": (set(), {"-q", "--quiet", "-a", "--all-tags"}),
+    "inspect": ({"-f", "--format", "--type"}, {"-s", "--size"}),
+    "logs": ({"--since", "--until", "-n", "--tail"}, {"-f", "--follow", "-t", "--timestamps", "--details"}),
+    "stop": ({"-t", "--time", "-s", "--signal"}, set()),
+    "rm": (set(), {"-f", "--force", "-v", "--volumes", "-l", "--link"}),
+}
+# --since/--until: a Go duration relative to now (10m, 1h30m) or a timestamp (RFC 3339 or Unix seconds).
+_LOG_TIME = re.compile(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+|\d{4}-\d\d-\d\d(T[\d:.]+(Z|[+-]\d\d:\d\d)?)?|\d+(\.\d+)?")
+# What `docker inspect --format` may read of the kit's container: its state, and the health the image's
+# HEALTHCHECK reports.
+_INSPECT_FIELD = re.compile(r"\{\{\s*\.State\.(Status|Running|ExitCode|Health\.Status)\s*\}\}")
+
+
+def docker_options(sub: str, args: list[str], where: str) -> tuple[dict[str, str | None], list[str]]:
+    """A docker subcommand's options (docker accepts them anywhere among the operands) and its operands."""
+    valued, plain = DOCKER_OPTIONS[sub]
+    options: dict[str, str | None] = {}
+    operands: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-") and arg != "-":
+            name, eq, value = arg.partition("=")
+            if name in valued:
+                if not eq:
+                    i += 1
+                    assert i < len(args), f"{where}: {name} needs a value"
+                    value = args[i]
+                options[name] = value
+            elif name in plain and not eq:
+                options[name] = None
+            else:
+                raise AssertionError(f"{where}: `docker {sub}` has no option {arg} (add it to DOCKER_OPTIONS if real)")
+        else:
+            operands.append(arg)
+        i += 1
+    return options, operands
+
+
+@cache
+def guide_containers() -> frozenset[str]:
+    """The container names the guide's own `docker run --name` lines give."""
+    names = set()
+    for call in docker_calls():
+        if call.argv[1] == "run":
+            args = call.argv[2:]
+            for i, arg in enumerate(args):
+                if arg == "--name":
+                    names.add(args[i + 1])
+                elif arg.startswith("--name="):
+                    names.add(arg.partition("=")[2])
+    return frozenset(names)
+
+
+def check_container_command(sub: str, args: list[str], where: str) -> None:
+    options, operands = docker_options(sub, args, where)
+    known = guide_containers()
+    assert operands, f"{where}: `docker {sub}` names no container"
+    unknown = set(operands) - known
+    assert not unknown, (
+        f"{where}: {sorted(unknown)} is no container the guide starts (docker run --name: {sorted(known)})"
+    )
+    if sub == "inspect":
+        assert len(operands) == 1, f"{where}: one container at a time"
+        template = options.get("--format") or options.get("-f")
+        if template is not None:
+            assert _INSPECT_FIELD.fullmatch(template), f"{where}: {template!r} reads no state field docker reports"
+            if "Health" in template:
+                dockerfile = (ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
+                assert re.search(r"^HEALTHCHECK ", dockerfile, re.M), f"{where}: the image has no HEALTHCHECK"
+    elif sub == "logs":
+        assert len(operands) == 1, f"{where}: docker logs reads one container"
+        for name in ("--since", "--until"):
+            if options.get(name) is not None:
+                assert _LOG_TIME.fullmatch(options[name] or ""), f"{where}: {name} {options[name]!r}"
+        tail = options.get("--tail") or options.get("-n")
+        assert tail is None or tail == "all" or tail.isdigit(), f"{where}: --tail {tail!r}"
+    elif sub == "stop":
+        value = options.get("-t") or options.get("--time")
+        assert value is None or value.isdigit(), f"{where}: -t takes whole seconds, got {value!r}"
+
+
+def check_docker_call(call: Cmd) -> None:
     argv, where = call.argv, call.where
     if argv[0] == "docker-compose":
         check_compose(argv[1:], call.env, where)
-    elif argv[1] == "compose":
+        return
+    assert len(argv) > 1, f"{where}: docker without a command"
+    sub = argv[1]
+    if sub == "compose":
         check_compose(argv[2:], call.env, where)
-    elif argv[1] == "run":
+    elif sub == "run":
         check_docker_run(argv[2:], where)
-    elif argv[1] == "pull":
-        check_atbb_ref(argv[2], where)
+    elif sub == "pull":
+        _, operands = docker_options(sub, argv[2:], where)
+        assert len(operands) == 1, f"{where}: docker pull takes one image"
+        check_atbb_ref(operands[0], where)
+    elif sub in ("inspect", "logs", "stop", "rm"):
+        check_container_command(sub, argv[2:], where)
+    else:
+        raise AssertionError(f"{where}: no check for `docker {sub}` yet: add one, so the line is verified")
+    # docker writes a container's stderr to its own stderr: the only redirections that make sense here are
+    # merging it into stdout and reading or writing files.
+    for redirect in call.redirects:
+        assert re.fullmatch(r"2>&1|>>?[^&\s].*|<[^&\s].*", redirect), f"{where}: redirection {redirect}"
+
+
+@pytest.mark.parametrize("call", docker_calls(), ids=lambda c: c.where[:90])
+def test_docker_call_matches_atbb_yaml(call):
+    check_docker_call(call)
+
+
+def _call(line: str) -> Cmd:
+    (cmd,) = split_commands(line, line)
+    return cmd
+
+
+GOOD_DOCKER_LINES = [
+    "docker inspect --format '{{.State.Health.Status}}' atbb",
+    "docker logs -f atbb",
+    "docker logs --since 1h30m --tail 100 atbb",
+    "docker logs atbb 2>&1",
+    "docker stop -t 30 atbb",
+    "docker rm -f atbb",
+    "docker pull ghcr.io/OWNER/atbb:1.2.3",
+]
+BAD_DOCKER_LINES = [
+    ("docker inspect --format '{{.State.Healthy}}' atbb", "reads no state field"),
+    ("docker inspect atbb other", "is no container the guide starts"),
+    ("docker logs --since yesterday atbb", "--since"),
+    ("docker logs --follow-all atbb", "has no option --follow-all"),
+    ("docker logs atbb atbb", "one container"),
+    ("docker logs", "names no container"),
+    ("docker stop -t 1m atbb", "whole seconds"),
+    ("docker rm --purge atbb", "has no option --purge"),
+    ("docker rm atbb-old", "is no container the guide starts"),
+    ("docker pull ghcr.io/OWNER/other:1.2.3", "expected ghcr.io/OWNER/atbb"),
+    ("docker pull -q ghcr.io/OWNER/atbb:1.2.3 extra", "takes one image"),
+    ("docker exec atbb sh", "no check for `docker exec`"),
+    ("docker logs atbb 2>&3", "redirection 2>&3"),
+]
+
+
+@pytest.mark.parametrize("line", GOOD_DOCKER_LINES)
+def test_docker_check_accepts_real_calls(line):
+    check_docker_call(_call(line))
+
+
+@pytest.mark.parametrize(("line", "why"), BAD_DOCKER_LINES, ids=[c[0] for c in BAD_DOCKER_LINES])
+def test_docker_check_rejects_what_docker_or_the_guide_would_not_accept(line, why):
+    with pytest.raises(AssertionError, match=re.escape(why)):
+        check_docker_call(_call(line))
 
 
 def test_one_owner_placeholder_everywhere():
