@@ -22,8 +22,6 @@ from atbb_kit.core import image_spec
 from atbb_kit.core.config import Config, load_config
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
-
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 SHELLS = {
     "busybox": [shutil.which("busybox") or "/usr/bin/busybox", "sh"],

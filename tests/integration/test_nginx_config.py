@@ -30,8 +30,6 @@ from atbb_kit.core import nginx_conf
 from atbb_kit.core.config import Config
 from tests.conftest import NOBODY, ROOT, unprivileged_stdio
 
-pytestmark = pytest.mark.integration
-
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CSS = "body { color: #333; }\n" * 40
 TEXT = "atBB says hello. " * 100

@@ -30,8 +30,6 @@ import yaml
 from tests.conftest import ROOT, unprivileged_stdio
 from tests.unit.test_docs import FOREIGN_LINES, quoted_lines
 
-pytestmark = pytest.mark.integration
-
 DOCS = ROOT / "docs"
 CADDYFILE = DOCS / "Caddyfile.example"
 NGINX_SITE = DOCS / "nginx-proxy.conf.example"

@@ -10,8 +10,6 @@ from atbb_kit.core.config import DEFAULT_HEADERS, effective_items, env_name, loa
 from atbb_kit.core.errors import ConfigError
 from tests.conftest import ROOT, run_inv
 
-pytestmark = pytest.mark.unit
-
 BASE = (ROOT / "atbb.yaml").read_text()
 
 

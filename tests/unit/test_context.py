@@ -23,8 +23,6 @@ from atbb_kit.core.context import (
     read_context,
 )
 
-pytestmark = pytest.mark.unit
-
 SHA = "0123456789abcdef0123456789abcdef01234567"
 OTHER = "fedcba9876543210fedcba9876543210fedcba98"
 ACTIONS = {

@@ -12,9 +12,6 @@ from atbb_kit.core import nginx_conf
 from atbb_kit.core.config import DEFAULT_CSP, DEFAULT_HEADERS, Config, load_config
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.unit
-
-
 SERVICES = {
     "appview": {"command": ["node", "a.js"], "port": 3000},
     "web": {"command": ["node", "w.js"], "port": 3001},

@@ -31,8 +31,6 @@ from atbb_kit.core.errors import KitError
 from atbb_kit.ops import scaffold
 from tests.conftest import ROOT, run_inv
 
-pytestmark = pytest.mark.unit
-
 EXAMPLES = ROOT / "examples"
 
 

@@ -18,8 +18,6 @@ from atbb_kit.core.tags import (
     sanitize_tag,
 )
 
-pytestmark = pytest.mark.unit
-
 SHA = "0123456789abcdef0123456789abcdef01234567"
 CREATED = "2025-03-01T12:00:00Z"
 ONLY = "only the default branch (main) and version tags (vX.Y.Z) publish"
