@@ -1,0 +1,268 @@
+"""The upgrade benchmark: wall time of `inv upgrade` per step, and what a visitor sees during the switch.
+
+`Load` is a bounded loopback load generator: N threads, each sending GET requests in turn to the paths it
+is given (the forum's `/` and its health path), a new connection per request, paced to `rate` requests a
+second in all, until stopped or until its own time limit. Paced, not flat out: a closed loop at full speed
+saturates a small host (two CPUs here), and then the forum's own health answer (503 when the database does
+not answer within 2 s) fails requests that have nothing to do with the upgrade. Every answer is recorded
+with its start time, latency and status; a status outside 200-399 is a failed request and an exception
+(refused, reset, timeout) a socket error. The e2e tests use
+the same generator (tests/e2e/test_upgrade.py), so the figures and the assertions count the same way.
+
+`measure` runs the steady state for a while, then `inv upgrade` under the same load, reads the step lines
+it prints (`[n/N] title: ok in X s`) as they come, and compares the latencies inside the switch window
+(from the start of the `switch` step to the end of `drain`) with the steady state's p99.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Sample:
+    start: float  # time.monotonic()
+    seconds: float
+    status: int  # 0: socket error
+    path: str
+    error: str = ""
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+@dataclass
+class LoadResult:
+    samples: list[Sample] = field(default_factory=list)
+
+    def between(self, t0: float, t1: float) -> LoadResult:
+        return LoadResult([s for s in self.samples if t0 <= s.start <= t1])
+
+    @property
+    def total(self) -> int:
+        return len(self.samples)
+
+    @property
+    def failed(self) -> list[Sample]:
+        return [s for s in self.samples if s.status and not 200 <= s.status < 400]
+
+    @property
+    def errors(self) -> list[Sample]:
+        return [s for s in self.samples if not s.status]
+
+    def p99(self) -> float:
+        return percentile([s.seconds for s in self.samples], 99)
+
+    def longest(self) -> float:
+        return max((s.seconds for s in self.samples), default=0.0)
+
+    def describe(self) -> str:
+        bad = self.failed[:3] + self.errors[:3]
+        shown = "; ".join(f"{s.path} -> {s.status or s.error}" for s in bad)
+        return (
+            f"{self.total} requests, {len(self.failed)} failed, {len(self.errors)} socket errors, "
+            f"p99 {self.p99() * 1000:.1f} ms, longest {self.longest() * 1000:.1f} ms" + (f" ({shown})" if shown else "")
+        )
+
+
+class Load:
+    """`with Load(port, paths) as load: ...` then `load.result`. Loopback only; stops itself after `limit` s."""
+
+    def __init__(
+        self,
+        port: int,
+        paths: Sequence[str],
+        *,
+        connections: int = 8,
+        rate: float = 60.0,
+        limit: float = 600.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self.port = port
+        self.interval = connections / rate if rate > 0 else 0.0
+        self.paths = list(paths)
+        self.connections = connections
+        self.limit = limit
+        self.timeout = timeout
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.result = LoadResult()
+
+    def _worker(self, index: int) -> None:
+        deadline = time.monotonic() + self.limit
+        n = index
+        local: list[Sample] = []
+        # Staggered starts, then one request every `interval` (at once when behind).
+        due = time.monotonic() + self.interval * index / max(1, self.connections)
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            wait = due - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                break
+            due = max(due + self.interval, time.monotonic() - self.interval)
+            path = self.paths[n % len(self.paths)]
+            n += 1
+            t0 = time.monotonic()
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                conn.request("GET", path, headers={"Connection": "close"})
+                resp = conn.getresponse()
+                resp.read()
+                local.append(Sample(t0, time.monotonic() - t0, resp.status, path))
+            except (OSError, http.client.HTTPException) as exc:
+                local.append(Sample(t0, time.monotonic() - t0, 0, path, f"{type(exc).__name__}: {exc}"[:200]))
+            finally:
+                conn.close()
+        with self._lock:
+            self.result.samples.extend(local)
+
+    def start(self) -> Load:
+        for i in range(self.connections):
+            t = threading.Thread(target=self._worker, args=(i,), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> LoadResult:
+        self._stop.set()
+        for t in self._threads:
+            t.join(self.timeout + 5)
+        self.result.samples.sort(key=lambda s: s.start)
+        return self.result
+
+    def __enter__(self) -> Load:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# `[7/9] switch: ok in 0.4 s` — the step lines atbb_kit/ops/upgrade.py prints.
+STEP_DONE = re.compile(r"^\[(\d+)/(\d+)\] (.+?): (ok|failed|interrupted) in ([0-9.]+) s$")
+STEP_START = re.compile(r"^\[(\d+)/(\d+)\] (.+?): (?!ok in|failed in|interrupted in)")
+
+
+@dataclass
+class UpgradeRun:
+    returncode: int
+    seconds: float
+    steps: list[tuple[str, float]]  # (title, seconds)
+    marks: dict[str, float]  # "<title> start"/"<title> end" -> time.monotonic()
+    output: str
+
+
+def run_streaming(argv: Sequence[str], env: dict[str, str] | None, cwd: Path, timeout: float) -> UpgradeRun:
+    """Run `inv upgrade ...`, timestamping its step lines as they arrive."""
+    marks: dict[str, float] = {}
+    steps: list[tuple[str, float]] = []
+    lines: list[str] = []
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            now = time.monotonic()
+            line = line.rstrip("\n")
+            lines.append(line)
+            done = STEP_DONE.match(line)
+            if done:
+                marks[f"{done.group(3)} end"] = now
+                steps.append((done.group(3), float(done.group(5))))
+                continue
+            begun = STEP_START.match(line)
+            if begun:
+                marks[f"{begun.group(3)} start"] = now
+        proc.wait()
+    finally:
+        timer.cancel()
+    return UpgradeRun(proc.returncode, time.monotonic() - t0, steps, marks, "\n".join(lines))
+
+
+@dataclass
+class Figures:
+    steady: str
+    steady_p99_ms: float
+    upgrade_seconds: float
+    steps: list[tuple[str, float]]
+    switch_requests: int
+    switch_longest_ms: float
+    switch_p99_ms: float
+    ratio_p99: float
+    failed: int
+    socket_errors: int
+    returncode: int
+
+    def rows(self) -> list[list[str]]:
+        rows = [[f"step: {t}", f"{s:.1f} s"] for t, s in self.steps]
+        rows += [
+            ["inv upgrade, wall time", f"{self.upgrade_seconds:.1f} s (exit {self.returncode})"],
+            ["steady state p99", f"{self.steady_p99_ms:.1f} ms"],
+            ["switch window: requests", str(self.switch_requests)],
+            ["switch window: p99 / longest", f"{self.switch_p99_ms:.1f} ms / {self.switch_longest_ms:.1f} ms"],
+            ["switch p99 / steady p99", f"{self.ratio_p99:.2f}x (target <= 2x)"],
+            ["failed requests / socket errors", f"{self.failed} / {self.socket_errors}"],
+        ]
+        return rows
+
+
+def measure(
+    port: int,
+    paths: Sequence[str],
+    upgrade_argv: Sequence[str],
+    *,
+    env: dict[str, str] | None,
+    cwd: Path,
+    steady_seconds: float = 15.0,
+    connections: int = 8,
+    rate: float = 60.0,
+    timeout: float = 900.0,
+) -> Figures:
+    """Steady state first, then the upgrade under the same load (one load generator throughout)."""
+    with Load(port, paths, connections=connections, rate=rate, limit=steady_seconds + timeout + 30) as load:
+        t_steady = time.monotonic()
+        time.sleep(steady_seconds)
+        t_upgrade = time.monotonic()
+        run = run_streaming(upgrade_argv, env, cwd, timeout)
+        time.sleep(1.0)
+    result = load.result
+    steady = result.between(t_steady, t_upgrade)
+    w0 = run.marks.get("switch start", t_upgrade)
+    w1 = run.marks.get("drain old end", time.monotonic())
+    window = result.between(w0, w1)
+    steady_p99 = steady.p99()
+    return Figures(
+        steady=steady.describe(),
+        steady_p99_ms=steady_p99 * 1000,
+        upgrade_seconds=run.seconds,
+        steps=run.steps,
+        switch_requests=window.total,
+        switch_longest_ms=window.longest() * 1000,
+        switch_p99_ms=window.p99() * 1000,
+        ratio_p99=(window.p99() / steady_p99) if steady_p99 else 0.0,
+        failed=len(result.failed),
+        socket_errors=len(result.errors),
+        returncode=run.returncode,
+    )
+
+
+def save(figures: Figures, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(figures), indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,617 @@
+"""`inv upgrade` and `inv rollback`: a release goes live behind the edge with no failed request, or not at all.
+
+The steps (`plan`) are data; the tasks (atbb_kit/tasks/upgrade.py) hand in what only they can run (smoke,
+backup, migrate) as callables, and `Switch` does the rest against the engine:
+
+1. preflight: the doctor's checks that matter here, the new image present (pulled when it names a
+   registry), its OCI labels shown, no downgrade unless allowed, exactly one running atbb container and a
+   running edge (docker-compose.example.yml);
+2. smoke (`inv smoke` of the new image, throwaway database) — upgrade only;
+3. backup (`inv backup`; its path goes into the history) — upgrade only;
+4. migrate with the new image — upgrade only;
+5. start: a second container of the `atbb` service with the new image (`up --scale atbb=2 --no-recreate`);
+6. health: the image's own HEALTHCHECK command, run in the new container every 0.5 s until it passes;
+   a container that exits or restarts, or whose check has not passed within --timeout, fails the step;
+7. switch: the edge is pointed at the new container (graceful nginx reload: in-flight requests finish on
+   the old one) and the kit waits until the edge answers the health path from the new release;
+8. drain: --drain seconds for requests still in flight, then the old container is stopped and removed;
+9. record: the release history gets its entry.
+
+Before the switch the edge is pinned to the old container by name (the service name `atbb` would make
+Docker's DNS hand out the new, not yet healthy, container as well). A failure or a signal (Ctrl-C, SIGTERM,
+SIGHUP) before the switch is confirmed points the edge back at the old container and removes the new one;
+after it, the old one is stopped. Either way one healthy release serves when the task ends. The cleanup
+runs with the signals ignored, so a second Ctrl-C cannot cut it short.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from atbb_kit.commands import upgrade as cmds
+from atbb_kit.core.errors import KitError
+from atbb_kit.infra.console import Column, console
+from atbb_kit.infra.runner import Interrupted
+from atbb_kit.ops import releases
+
+# Labels the build writes (docker/Dockerfile) and the history keeps.
+VERSION_LABEL = "org.opencontainers.image.version"
+REVISION_LABEL = "org.opencontainers.image.revision"
+CREATED_LABEL = "org.opencontainers.image.created"
+HEALTH_POLL = 0.5
+EDGE_CONFIRM_SECONDS = 20
+STOP_GRACE = 10
+
+
+# --- the plan (pure) ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: str
+    what: str  # one line for --dry-run and the step line
+
+
+def plan(action: str, *, smoke: bool = True) -> list[Step]:
+    """The steps of `action` ("upgrade" or "rollback"), in order."""
+    if action not in ("upgrade", "rollback"):
+        raise ValueError(action)
+    steps = [Step("preflight", "preflight", "doctor checks, the image present, its labels, no downgrade")]
+    if action == "upgrade":
+        if smoke:
+            steps.append(Step("smoke", "smoke test", "inv smoke of the new image against a throwaway database"))
+        steps += [
+            Step("backup", "backup", "inv backup of the live database (the path goes into the history)"),
+            Step("migrate", "migrate", "inv migrate with the new image"),
+        ]
+    steps += [
+        Step("start", "start new", "a second atbb container with the new image, next to the old one"),
+        Step("health", "health check", "the image's HEALTHCHECK in the new container until it passes"),
+        Step("switch", "switch", "point the edge at the new container (graceful nginx reload), confirm it"),
+        Step("drain", "drain old", "wait for requests in flight, stop and remove the old container"),
+        Step("record", "record", "append the release to the history"),
+    ]
+    return steps
+
+
+def dry_run_lines(steps: Sequence[Step], details: dict[str, Sequence[str]]) -> list[str]:
+    """`--dry-run`'s output: each numbered step, then the commands it would run."""
+    lines = []
+    for n, step in enumerate(steps, 1):
+        lines.append(f"[{n}/{len(steps)}] {step.title}: {step.what}")
+        lines += [f"    $ {text}" for text in details.get(step.key, ())]
+    return lines
+
+
+def repository_of(ref: str) -> str:
+    """`ghcr.io/o/atbb:main-1234abc` -> `ghcr.io/o/atbb` (a registry port is not a tag)."""
+    ref = ref.split("@", 1)[0]
+    head, sep, tail = ref.rpartition(":")
+    return head if sep and "/" not in tail else ref
+
+
+def resolve_ref(image: str | None, version: str | None, default_ref: str) -> str:
+    """--image as given, or --version X.Y.Z against the configured repository."""
+    if bool(image) == bool(version):
+        raise KitError("give one of --image REF or --version X.Y.Z", "e.g. inv upgrade --version 1.2.3")
+    if image:
+        return image
+    assert version is not None
+    if releases.parse_version(version) is None:
+        raise KitError(f"--version {version!r} is not a version like 1.2.3", "give X.Y.Z, or --image REF")
+    return f"{repository_of(default_ref)}:{version.removeprefix('v')}"
+
+
+# --- facts about images and containers ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    ref: str
+    image_id: str
+    version: str
+    revision: str
+    created: str
+
+    def shown(self) -> str:
+        return (
+            f"{self.ref} (id {self.image_id.removeprefix('sha256:')[:12]}, version {self.version or '?'}, "
+            f"revision {(self.revision or '?')[:12]}, created {self.created or '?'})"
+        )
+
+
+def facts_from(ref: str, attrs: dict) -> ImageFacts:
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    return ImageFacts(
+        ref,
+        attrs.get("Id", ""),
+        labels.get(VERSION_LABEL, ""),
+        labels.get(REVISION_LABEL, ""),
+        labels.get(CREATED_LABEL, ""),
+    )
+
+
+def image_facts(ref: str) -> ImageFacts | None:
+    from docker.errors import ImageNotFound
+
+    from atbb_kit.infra import engine
+
+    try:
+        return facts_from(ref, engine.client().images.get(ref).attrs)
+    except ImageNotFound:
+        return None
+
+
+def service_containers(project: str, service: str) -> list[Any]:
+    """The service's long-running containers (not `run` one-offs), oldest number first."""
+    from atbb_kit.infra import engine
+
+    found = engine.client().containers.list(
+        all=True,
+        filters={"label": [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]},
+    )
+    found = [c for c in found if (c.labels or {}).get("com.docker.compose.oneoff", "False") != "True"]
+    return sorted(found, key=lambda c: int((c.labels or {}).get("com.docker.compose.container-number", "0") or 0))
+
+
+def health_test(attrs: dict) -> list[str] | None:
+    """The container's HEALTHCHECK as an exec argv, or None when it has none."""
+    test = ((attrs.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD":
+        return list(test[1:])
+    if test[0] == "CMD-SHELL":
+        return ["/bin/sh", "-c", test[1]]
+    return None
+
+
+def crash_reason(attrs: dict) -> str | None:
+    """Why the container is not going to turn healthy, or None while it may."""
+    state = attrs.get("State") or {}
+    status = state.get("Status", "")
+    if status in ("exited", "dead"):
+        return f"it exited with code {state.get('ExitCode')}"
+    if status == "restarting" or int(attrs.get("RestartCount") or 0) > 0:
+        return f"it crashed and is restarting (exit code {state.get('ExitCode')})"
+    if (state.get("Health") or {}).get("Status") == "unhealthy":
+        return "Docker marks it unhealthy"
+    return None
+
+
+# --- progress -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    steps: list[Step]
+    rows: list[tuple[int, str, float, str]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def number(self, key: str) -> int:
+        return next(i for i, s in enumerate(self.steps, 1) if s.key == key)
+
+    @contextmanager
+    def step(self, key: str):
+        n = self.number(key)
+        step = self.steps[n - 1]
+        console.say(f"[{n}/{len(self.steps)}] {step.title}: {step.what}")
+        t0 = time.monotonic()
+        outcome = "failed"
+        try:
+            yield
+            outcome = "ok"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+            raise
+        finally:
+            seconds = time.monotonic() - t0
+            self.rows.append((n, step.title, seconds, outcome))
+            console.say(f"[{n}/{len(self.steps)}] {step.title}: {outcome} in {seconds:.1f} s")
+
+    def seconds(self) -> dict[str, float]:
+        return {self.steps[n - 1].key: s for n, _, s, _ in self.rows}
+
+    def summary(self, title: str) -> None:
+        done = {n for n, *_ in self.rows}
+        rows = [[str(n), t, f"{s:.1f}", o] for n, t, s, o in self.rows]
+        rows += [[str(n), s.title, "-", "not run"] for n, s in enumerate(self.steps, 1) if n not in done]
+        rows.sort(key=lambda r: int(r[0]))
+        total = time.monotonic() - self.started
+        console.table(
+            title,
+            [Column("#", justify="right"), Column("step"), Column("seconds", justify="right"), Column("result")],
+            rows,
+            caption=f"{total:.1f} s in all",
+        )
+
+
+# --- signals --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def signals_ignored():
+    """The cleanup must finish: Ctrl-C, SIGTERM and SIGHUP wait until it has."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def signal_number(exc: BaseException) -> int:
+    return int(getattr(exc, "signum", signal.SIGINT))
+
+
+# --- the switch -----------------------------------------------------------------------------------------
+
+
+def get_with_header(url: str, header: str) -> tuple[int, str]:
+    """(status, the header's value) of one GET through the edge; (0, reason) when nothing answered."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (http://127.0.0.1 only)
+            resp.read()
+            return resp.status, resp.headers.get(header, "")
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get(header, "")
+    except (OSError, ValueError) as exc:
+        return 0, str(getattr(exc, "reason", exc))
+
+
+@dataclass
+class Hooks:
+    """What only the tasks can run; each raises a KitError on failure."""
+
+    smoke: Callable[[str], None] | None = None
+    backup: Callable[[], str] | None = None
+    migrate: Callable[[str], None] | None = None
+
+
+@dataclass
+class Outcome:
+    new: ImageFacts
+    old_container: str
+    new_container: str
+    backup: str = ""
+    migrated: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class UpgradeFailed(KitError):
+    exit_code = 1
+
+
+class Switch:
+    """One upgrade or rollback of the Compose stack `k.cfg.compose.project`."""
+
+    def __init__(self, k, stack_for: Callable[[str], Any], env_file: str, *, timeout: int, drain: float) -> None:
+        self.k = k
+        self.stack_for = stack_for  # image -> context manager yielding the Compose invocation
+        self.env_file = env_file
+        self.project = k.cfg.compose.project
+        self.port = k.cfg.compose.host_port
+        self.timeout = timeout
+        self.drain = drain
+        self.docker = "docker"
+        self.old: Any = None
+        self.edge: Any = None
+        self.new: Any = None
+        self.old_label = ""
+        self.confirmed = False
+        self.backup = ""
+        self.migrated = False
+        self.migrate_started = False
+
+    # -- preflight --
+
+    def find_stack(self) -> None:
+        """Exactly one running atbb container and a running edge, or a KitError saying what to do."""
+        edges = [c for c in service_containers(self.project, cmds.EDGE) if c.status == "running"]
+        if not edges:
+            raise KitError(
+                f"the stack {self.project} has no running edge container, so there is nothing to switch traffic "
+                "with (a Compose file from before the edge, or a stack that is not up)",
+                "start it with `inv compose-up` (docker-compose.example.yml has the edge service); without an edge, "
+                "upgrade with brief downtime: inv backup, inv migrate --image REF, inv compose-up --image REF",
+            )
+        apps = service_containers(self.project, cmds.SERVICE)
+        running = [c for c in apps if c.status == "running"]
+        if len(apps) != 1 or len(running) != 1:
+            names = ", ".join(f"{c.name} ({c.status})" for c in apps) or "none"
+            raise KitError(
+                f"the stack {self.project} must run exactly one atbb container to upgrade from; it has: {names}",
+                "start it with `inv compose-up`, or remove the extra one with `docker rm -f NAME` "
+                "(the one the edge does not point at: `inv releases` says which image serves)",
+            )
+        self.edge, self.old = edges[0], running[0]
+
+    def current_facts(self) -> ImageFacts:
+        attrs = self.old.attrs
+        ref = (attrs.get("Config") or {}).get("Image", "")
+        image_attrs = self.old.image.attrs
+        return facts_from(ref, image_attrs)
+
+    # -- start and health --
+
+    def start_new(self, ref: str) -> None:
+        with self.stack_for(ref) as stack:
+            self.k.run.run(cmds.scale_up(stack, 2))
+        others = [c for c in service_containers(self.project, cmds.SERVICE) if c.id != self.old.id]
+        if len(others) != 1:
+            raise KitError(f"expected one new atbb container, found {len(others)}", "see `inv status`")
+        self.new = others[0]
+        console.say(f"    new container: {self.new.name}")
+
+    def wait_healthy(self) -> None:
+        from docker.errors import APIError, NotFound
+
+        deadline = time.monotonic() + self.timeout
+        test = None
+        while True:
+            try:
+                self.new.reload()
+            except NotFound:
+                raise KitError(f"the new container {self.new.name} disappeared", "see `inv logs -s atbb`") from None
+            attrs = self.new.attrs
+            reason = crash_reason(attrs)
+            if reason:
+                raise KitError(
+                    f"the new release's container {self.new.name} is not healthy: {reason}", self.logs_hint()
+                )
+            test = test or health_test(attrs)
+            if attrs["State"].get("Status") == "running":
+                if test is None:
+                    console.warn("the new image has no HEALTHCHECK: it counts as healthy once it runs")
+                    return
+                try:
+                    code, _ = self.new.exec_run(test)
+                except APIError:
+                    code = -1
+                if code == 0:
+                    console.say(f"    {self.new.name} passes its health check")
+                    return
+            if time.monotonic() >= deadline:
+                raise KitError(
+                    f"the new release's container {self.new.name} did not pass its health check within "
+                    f"{self.timeout} s",
+                    self.logs_hint(),
+                )
+            time.sleep(HEALTH_POLL)
+
+    def logs_hint(self) -> str:
+        tail = ""
+        try:
+            raw = self.new.logs(tail=8).decode("utf-8", "replace").strip() if self.new is not None else ""
+            tail = " | ".join(line.strip()[:160] for line in raw.splitlines()[-4:])
+        except Exception:
+            tail = ""
+        return "its last log lines: " + tail if tail else "its logs are gone with it; try the image with inv smoke"
+
+    # -- the edge --
+
+    def point_edge(self, container: str, label: str) -> None:
+        self.k.run.run(cmds.point_edge(self.docker, self.edge.name, container, label), capture=True)
+
+    def confirm_edge(self, label: str) -> None:
+        """Until the edge answers the health path with this release's label (the reload is asynchronous)."""
+        url = f"http://127.0.0.1:{self.port}{self.k.cfg.health.path}"
+        deadline = time.monotonic() + EDGE_CONFIRM_SECONDS
+        last = ""
+        while time.monotonic() < deadline:
+            status, header = get_with_header(url, "X-Atbb-Release")
+            if status == self.k.cfg.health.status and header == label:
+                return
+            last = f"HTTP {status}, release {header or 'none'}"
+            time.sleep(0.2)
+        raise KitError(
+            f"the edge did not answer from release {label} within {EDGE_CONFIRM_SECONDS} s (last: {last})",
+            "see `inv logs -s edge`",
+        )
+
+    def pin_old(self) -> None:
+        self.old_label = cmds.release_label(*self._label_parts(self.old))
+        self.point_edge(self.old.name, self.old_label)
+        self.confirm_edge(self.old_label)
+
+    @staticmethod
+    def _label_parts(container) -> tuple[str, str, str]:
+        labels = (container.image.attrs.get("Config") or {}).get("Labels") or {}
+        return labels.get(REVISION_LABEL, ""), container.image.id, container.name
+
+    def switch(self) -> str:
+        label = cmds.release_label(*self._label_parts(self.new))
+        self.point_edge(self.new.name, label)
+        self.confirm_edge(label)
+        self.confirmed = True
+        return label
+
+    def retire_old(self) -> None:
+        if self.drain:
+            console.say(f"    waiting {self.drain:g} s for requests in flight on {self.old.name}")
+            time.sleep(self.drain)
+        self.k.run.run(cmds.stop(self.docker, self.old.name, STOP_GRACE), capture=True)
+        self.k.run.run(cmds.remove(self.docker, self.old.name), capture=True)
+
+    # -- cleanup --
+
+    def revert(self) -> list[str]:
+        """Before the switch was confirmed: the old container gets (or keeps) the traffic, the new one goes.
+        Returns what could not be done."""
+        problems = []
+        if self.old is not None and self.edge is not None and self.old_label:
+            try:
+                self.point_edge(self.old.name, self.old_label)
+                self.confirm_edge(self.old_label)
+            except KitError as exc:
+                problems.append(f"pointing the edge back at {self.old.name}: {exc.what}")
+        if self.old is not None:
+            # Every atbb container but the old one: also one whose `up` was cut short before the kit knew
+            # its name (a create the engine had already received lands a moment later: look twice).
+            for attempt in range(2):
+                for extra in service_containers(self.project, cmds.SERVICE):
+                    if extra.id == self.old.id:
+                        continue
+                    result = self.k.run.run(cmds.remove(self.docker, extra.name), check=False, capture=True)
+                    if not result.ok and "No such container" not in result.stderr:
+                        problems.append(f"removing {extra.name}: {result.stderr.strip()[:200]}")
+                if attempt == 0:
+                    time.sleep(1.0)
+        return problems
+
+    def finish_after_signal(self) -> list[str]:
+        """After the switch was confirmed: the old one is stopped now (no drain wait)."""
+        problems = []
+        for cmd in (cmds.stop(self.docker, self.old.name, STOP_GRACE), cmds.remove(self.docker, self.old.name)):
+            result = self.k.run.run(cmd, check=False, capture=True)
+            if not result.ok:
+                problems.append(result.stderr.strip()[:200])
+        return problems
+
+    def unpin(self, label: str) -> None:
+        """Back to the service name, which Docker's DNS now resolves to the one remaining container."""
+        self.point_edge(cmds.SERVICE, label)
+        self.confirm_edge(label)
+
+
+def failure(step: str, number: int, total: int, exc: KitError, sw: Switch, problems: Sequence[str]) -> KitError:
+    """The one error an upgrade that did not go live ends with: what failed, who serves, what to do."""
+    serving = f"the old release ({sw.old.name}) still serves" if sw.old is not None else "nothing was changed"
+    removed = f"; the new container {sw.new.name} was removed" if sw.new is not None else ""
+    what = f"step {number}/{total} ({step}) failed: {exc.what}. {serving}{removed}"
+    if problems:
+        what += ". Cleanup problems: " + "; ".join(problems)
+    fixes = [exc.fix] if exc.fix else []
+    if sw.migrate_started and sw.backup:
+        fixes.append(
+            "migrations ran against the live database; to put it back as it was before this upgrade, run "
+            f"`{cmds.restore_command(sw.backup, sw.env_file)}` (nothing is restored without you asking)"
+        )
+    return UpgradeFailed(what, "; ".join(fixes) or None)
+
+
+def interrupted(step: str, sw: Switch, signum: int, problems: Sequence[str]) -> KitError:
+    name = signal.Signals(signum).name
+    if sw.confirmed:
+        serving = f"the new release ({sw.new.name}) serves; the old one was stopped"
+    elif sw.old is not None:
+        serving = f"the old release ({sw.old.name}) still serves" + (
+            f"; the new container {sw.new.name} was removed" if sw.new is not None else ""
+        )
+    else:
+        serving = "nothing was changed"
+    fix = "run the upgrade again when ready"
+    if sw.migrate_started and sw.backup and not sw.confirmed:
+        fix += (
+            f"; migrations ran: `{cmds.restore_command(sw.backup, sw.env_file)}` puts the database back (only if "
+            "you want to)"
+        )
+    if problems:
+        fix += ". Cleanup problems: " + "; ".join(problems)
+    return Interrupted(f"interrupted by {name} during {step}: {serving}", fix, signum)
+
+
+# --- the whole run --------------------------------------------------------------------------------------
+
+
+def execute(
+    sw: Switch,
+    steps: Sequence[Step],
+    new: ImageFacts,
+    hooks: Hooks,
+    history: releases.History,
+    *,
+    action: str,
+    preflight: Callable[[], None],
+) -> Outcome:
+    """Run `steps`; on failure or a signal leave one healthy release serving and raise the error that says so."""
+    progress = Progress(list(steps))
+    current = "preflight"
+    try:
+        try:
+            with progress.step("preflight"):
+                preflight()
+            if any(s.key == "smoke" for s in steps):
+                current = "smoke"
+                with progress.step("smoke"):
+                    assert hooks.smoke is not None
+                    hooks.smoke(new.ref)
+            if any(s.key == "backup" for s in steps):
+                current = "backup"
+                with progress.step("backup"):
+                    assert hooks.backup is not None
+                    sw.backup = hooks.backup()
+                    console.say(f"    backup: {sw.backup}")
+            if any(s.key == "migrate" for s in steps):
+                current = "migrate"
+                with progress.step("migrate"):
+                    assert hooks.migrate is not None
+                    sw.migrate_started = True
+                    hooks.migrate(new.ref)
+                    sw.migrated = True
+            current = "start"
+            with progress.step("start"):
+                sw.pin_old()
+                sw.start_new(new.ref)
+            current = "health"
+            with progress.step("health"):
+                sw.wait_healthy()
+            current = "switch"
+            with progress.step("switch"):
+                label = sw.switch()
+            current = "drain"
+            with progress.step("drain"):
+                sw.retire_old()
+                sw.unpin(label)
+        except KitError as exc:
+            with signals_ignored():
+                problems = [] if sw.confirmed else sw.revert()
+            n = progress.number(current)
+            progress.summary(f"{action}: failed")
+            if sw.confirmed:
+                raise UpgradeFailed(
+                    f"step {n}/{len(steps)} ({current}) failed after the switch: {exc.what}. The new release "
+                    f"({sw.new.name}) serves",
+                    exc.fix or "see `inv status`",
+                ) from None
+            raise failure(current, n, len(steps), exc, sw, problems) from None
+    except KeyboardInterrupt as exc:
+        signum = signal_number(exc)
+        with signals_ignored():
+            problems = sw.finish_after_signal() if sw.confirmed else sw.revert()
+        progress.summary(f"{action}: interrupted")
+        raise interrupted(current, sw, signum, problems) from None
+    with progress.step("record"):
+        releases.append(
+            history,
+            releases.Release(
+                image=new.ref,
+                image_id=new.image_id,
+                version=new.version,
+                revision=new.revision,
+                created=new.created,
+                at=releases.now_iso(),
+                by=releases.operator(),
+                action=action,
+                backup=sw.backup,
+                migrated=sw.migrated,
+                container=sw.new.name,
+            ),
+        )
+    progress.summary(f"{action}: {new.ref} is live")
+    return Outcome(new, sw.old.name, sw.new.name, sw.backup, sw.migrated, progress.seconds())

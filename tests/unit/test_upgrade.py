@@ -1,0 +1,385 @@
+"""inv upgrade / rollback / releases without an engine: the step plan, versions, history, lock, argv (issue 17)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atbb_kit.commands import upgrade as cmds
+from atbb_kit.commands.compose import Compose
+from atbb_kit.core.errors import KitError
+from atbb_kit.ops import releases
+from atbb_kit.ops import upgrade as up
+from atbb_kit.ops.bench_upgrade import STEP_DONE, STEP_START, LoadResult, Sample, percentile
+
+# --- the plan -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "action, smoke, keys",
+    [
+        ("upgrade", True, ["preflight", "smoke", "backup", "migrate", "start", "health", "switch", "drain", "record"]),
+        ("upgrade", False, ["preflight", "backup", "migrate", "start", "health", "switch", "drain", "record"]),
+        ("rollback", True, ["preflight", "start", "health", "switch", "drain", "record"]),
+        ("rollback", False, ["preflight", "start", "health", "switch", "drain", "record"]),
+    ],
+)
+def test_the_step_plan(action, smoke, keys):
+    assert [s.key for s in up.plan(action, smoke=smoke)] == keys
+
+
+def test_an_unknown_action_has_no_plan():
+    with pytest.raises(ValueError):
+        up.plan("sidegrade")
+
+
+def test_dry_run_lines_number_every_step_and_show_its_commands():
+    steps = up.plan("rollback")
+    lines = up.dry_run_lines(steps, {"switch": ["docker exec edge ..."]})
+    assert lines[0].startswith("[1/6] preflight: ")
+    assert "[4/6] switch: " in lines[3] and lines[4] == "    $ docker exec edge ..."
+    assert len(lines) == 7
+
+
+# --- versions and references ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "current, new, expected",
+    [
+        ("1.0.0", "1.1.0", 1),
+        ("1.1.0", "1.0.0", -1),
+        ("1.0.0", "1.0.0", 0),
+        ("v1.2.3", "1.2.3", 0),
+        ("1.0.0-rc.1", "1.0.0", 1),
+        ("1.0.0", "1.0.0-rc.1", -1),
+        ("1.0.0-rc.2", "1.0.0-rc.10", 1),
+        ("1.0.0-alpha", "1.0.0-beta", 1),
+        ("1.9.0", "1.10.0", 1),
+        ("2.0.0", "10.0.0", 1),
+        ("1.0.0+build.1", "1.0.0+build.2", 0),
+        ("main-2f223e6", "1.0.0", None),
+        ("", "1.0.0", None),
+        ("1.0.0", None, None),
+        ("1.0", "1.0.1", None),
+    ],
+)
+def test_version_comparison(current, new, expected):
+    assert releases.compare_versions(current, new) == expected
+
+
+@pytest.mark.parametrize(
+    "current, new, allow, refused",
+    [
+        ("1.1.0", "1.0.0", False, True),
+        ("1.1.0", "1.0.0", True, False),
+        ("1.0.0", "1.1.0", False, False),
+        ("1.0.0", "1.0.0", False, False),
+        ("main-abc", "1.0.0", False, False),  # unknown versions never block
+    ],
+)
+def test_a_downgrade_is_refused_unless_allowed(current, new, allow, refused):
+    problem = releases.downgrade_problem(current, new, allow)
+    assert (problem is not None) == refused
+    if problem:
+        assert "--allow-downgrade" in (problem.fix or "") and "inv rollback" in (problem.fix or "")
+
+
+@pytest.mark.parametrize(
+    "ref, repository",
+    [
+        ("ghcr.io/o/atbb:main-1234abc", "ghcr.io/o/atbb"),
+        ("localhost:5000/atbb:1.0.0", "localhost:5000/atbb"),
+        ("localhost:5000/atbb", "localhost:5000/atbb"),
+        ("atbb:latest", "atbb"),
+        ("ghcr.io/o/atbb@sha256:" + "a" * 64, "ghcr.io/o/atbb"),
+    ],
+)
+def test_repository_of(ref, repository):
+    assert up.repository_of(ref) == repository
+
+
+@pytest.mark.parametrize(
+    "image, version, expected",
+    [
+        ("x/atbb:2", None, "x/atbb:2"),
+        (None, "1.2.3", "ghcr.io/o/atbb:1.2.3"),
+        (None, "v1.2.3", "ghcr.io/o/atbb:1.2.3"),
+    ],
+)
+def test_resolve_ref(image, version, expected):
+    assert up.resolve_ref(image, version, "ghcr.io/o/atbb:main-abc1234") == expected
+
+
+@pytest.mark.parametrize(
+    "image, version, says",
+    [(None, None, "give one of"), ("a:1", "1.0.0", "give one of"), (None, "latest", "is not a version")],
+)
+def test_resolve_ref_refuses(image, version, says):
+    with pytest.raises(KitError, match=says):
+        up.resolve_ref(image, version, "ghcr.io/o/atbb:main")
+
+
+# --- the history ----------------------------------------------------------------------------------------
+
+
+def rel(image, image_id, version="", migrated=False, action="upgrade", backup=""):
+    return releases.Release(
+        image=image, image_id=image_id, version=version, migrated=migrated, action=action, backup=backup
+    )
+
+
+def test_history_round_trips_with_mode_600(tmp_path):
+    history = releases.load_history(tmp_path)
+    assert history.releases == [] and history.current is None
+    releases.append(history, rel("a:1", "sha256:" + "1" * 64, "1.0.0", action="found running"))
+    releases.append(history, rel("a:2", "sha256:" + "2" * 64, "1.1.0", migrated=True, backup="b/x.dump"))
+    path = tmp_path / releases.HISTORY_NAME
+    assert path.stat().st_mode & 0o777 == 0o600
+    data = json.loads(path.read_text())
+    assert data["format"] == 1 and [r["image"] for r in data["releases"]] == ["a:1", "a:2"]
+    again = releases.load_history(tmp_path)
+    assert again.releases == history.releases
+    assert again.current.image == "a:2"
+
+
+@pytest.mark.parametrize(
+    "entries, previous",
+    [
+        ([], None),
+        ([("a:1", "1")], None),
+        ([("a:1", "1"), ("a:2", "2")], "a:1"),
+        ([("a:1", "1"), ("a:2", "2"), ("a:2b", "2")], "a:1"),  # same image id under another name is no release back
+        ([("a:1", "1"), ("a:2", "2"), ("a:1", "1")], "a:2"),
+    ],
+)
+def test_previous_release(tmp_path, entries, previous):
+    history = releases.History(tmp_path / "h.json", [rel(i, d) for i, d in entries])
+    found = history.previous()
+    assert (found.image if found else None) == previous
+
+
+def test_find_and_migrated_since(tmp_path):
+    history = releases.History(
+        tmp_path / "h.json",
+        [
+            rel("a:1", "sha256:" + "1" * 64, "1.0.0"),
+            rel("a:2", "sha256:" + "2" * 64, "1.1.0", migrated=True),
+            rel("a:3", "sha256:" + "3" * 64, "1.2.0"),
+        ],
+    )
+    assert history.find("a:2")[0] == 1
+    assert history.find("1.0.0")[0] == 0
+    assert history.find("3" * 12)[0] == 2
+    assert history.find("3" * 4) is None  # too short an id prefix to mean anything
+    assert [r.image for r in history.migrated_since(0)] == ["a:2"]
+    assert history.migrated_since(1) == []
+
+
+@pytest.mark.parametrize("text", ["{", '{"releases": [{"nope": 1}]}', '{"format": 1}', "[]"])
+def test_a_broken_history_is_a_one_line_error(tmp_path, text):
+    (tmp_path / releases.HISTORY_NAME).write_text(text)
+    with pytest.raises(KitError, match="cannot be read"):
+        releases.load_history(tmp_path)
+
+
+def test_table_rows_newest_first_with_the_serving_one_marked():
+    rows = releases.table_rows([rel("a:1", "1", "1.0.0"), rel("a:2", "2", "1.1.0", migrated=True, backup="x.dump")])
+    assert rows[0][0] == "*" and rows[0][3] == "a:2" and rows[0][7] == "yes" and rows[0][8] == "x.dump"
+    assert rows[1][0] == "" and rows[1][3] == "a:1" and rows[1][7] == "no"
+
+
+# --- the lock -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "holder, alive, verdict",
+    [
+        (None, True, "free"),
+        (releases.Holder(10, "here", "t", ""), True, "held"),
+        (releases.Holder(10, "here", "t", ""), False, "stale"),
+        (releases.Holder(10, "elsewhere", "t", ""), False, "held"),  # another host's pid says nothing here
+    ],
+)
+def test_lock_verdict(holder, alive, verdict):
+    assert releases.lock_verdict(holder, "here", lambda pid: alive) == verdict
+
+
+def test_the_lock_is_exclusive_and_names_its_holder(tmp_path):
+    first = releases.Lock(tmp_path, "inv upgrade --image a:2")
+    first.acquire()
+    data = json.loads((tmp_path / releases.LOCK_NAME).read_text())
+    assert data["pid"] == os.getpid() and data["host"] == socket.gethostname()
+    with pytest.raises(releases.LockHeld, match=rf"pid {os.getpid()} on {socket.gethostname()}") as err:
+        releases.Lock(tmp_path, "inv rollback").acquire()
+    assert err.value.exit_code == 75 and "inv upgrade --image a:2" in err.value.what
+    first.release()
+    assert not (tmp_path / releases.LOCK_NAME).exists()
+    with releases.Lock(tmp_path, "again"):
+        assert (tmp_path / releases.LOCK_NAME).exists()
+    assert not (tmp_path / releases.LOCK_NAME).exists()
+
+
+def test_a_stale_lock_is_taken_over_with_a_warning(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (tmp_path / releases.LOCK_NAME).write_text(
+        json.dumps({"pid": gone.pid, "host": socket.gethostname(), "started": "then", "command": "x"})
+    )
+    warnings: list[str] = []
+    with releases.Lock(tmp_path, "inv upgrade", warn=warnings.append):
+        pass
+    assert warnings and f"pid {gone.pid}" in warnings[0]
+
+
+# --- argv -----------------------------------------------------------------------------------------------
+
+
+def test_scale_up_argv():
+    stack = Compose(("docker-compose",), Path("/srv/dc.yml"), "atbb", {"ATBB_IMAGE": "x:2"})
+    cmd = cmds.scale_up(stack)
+    assert cmd.argv == (
+        "docker-compose", "-f", "/srv/dc.yml", "-p", "atbb",
+        "up", "-d", "--no-build", "--no-deps", "--no-recreate", "--scale", "atbb=2", "atbb",
+    )  # fmt: skip
+    assert cmd.env["ATBB_IMAGE"] == "x:2"
+
+
+def test_point_edge_passes_names_as_arguments_never_as_shell_text():
+    cmd = cmds.point_edge("docker", "atbb_edge_1", "atbb_atbb_3", "abc123-3")
+    assert cmd.argv[:5] == ("docker", "exec", "atbb_edge_1", "sh", "-c")
+    assert cmd.argv[-3:] == ("sh", "atbb_atbb_3", "abc123-3")
+    assert "atbb_atbb_3" not in cmd.argv[5]
+    assert "nginx -t" in cmd.argv[5] and "-s reload" in cmd.argv[5]
+
+
+@pytest.mark.parametrize("upstream, label", [("a;rm -rf /", "x"), ("", "x"), ("atbb", 'x"; }'), ("atbb", "a b")])
+def test_point_edge_refuses_what_is_not_a_name(upstream, label):
+    with pytest.raises(ValueError):
+        cmds.point_edge("docker", "edge", upstream, label)
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("docker", "atbb_atbb_1", 10), ("docker", "stop", "-t", "10", "atbb_atbb_1")),
+    ],
+)
+def test_stop_argv(args, expected):
+    assert cmds.stop(*args).argv == expected
+
+
+def test_remove_and_pull_argv():
+    assert cmds.remove("docker", "c").argv == ("docker", "rm", "-f", "c")
+    assert cmds.pull("docker", "ghcr.io/o/atbb:1.2.3").argv == ("docker", "pull", "ghcr.io/o/atbb:1.2.3")
+
+
+@pytest.mark.parametrize(
+    "dump, env_file, expected",
+    [
+        ("backups/atbb-1.dump", ".env", "inv restore backups/atbb-1.dump --force"),
+        ("/srv/b/atbb 1.dump", "/srv/atbb.env", "inv restore '/srv/b/atbb 1.dump' --force --env-file /srv/atbb.env"),
+    ],
+)
+def test_restore_command(dump, env_file, expected):
+    assert cmds.restore_command(dump, env_file) == expected
+
+
+@pytest.mark.parametrize(
+    "revision, image_id, container, label",
+    [
+        ("0123456789abcdef", "sha256:ffff", "atbb_atbb_3", "0123456789ab-3"),
+        ("", "sha256:abcdef0123456789", "atbb-atbb-12", "abcdef012345-12"),
+        ("r1", "", "weird", "r1"),
+        ("", "", "atbb_atbb_2", "unknown-2"),
+    ],
+)
+def test_release_label(revision, image_id, container, label):
+    assert cmds.release_label(revision, image_id, container) == label
+
+
+# --- container facts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "attrs, test",
+    [
+        ({"Config": {"Healthcheck": {"Test": ["CMD", "/e", "health"]}}}, ["/e", "health"]),
+        ({"Config": {"Healthcheck": {"Test": ["CMD-SHELL", "curl -f x"]}}}, ["/bin/sh", "-c", "curl -f x"]),
+        ({"Config": {"Healthcheck": {"Test": ["NONE"]}}}, None),
+        ({"Config": {}}, None),
+    ],
+)
+def test_health_test(attrs, test):
+    assert up.health_test(attrs) == test
+
+
+@pytest.mark.parametrize(
+    "state, restarts, says",
+    [
+        ({"Status": "running"}, 0, None),
+        ({"Status": "running", "Health": {"Status": "starting"}}, 0, None),
+        ({"Status": "exited", "ExitCode": 64}, 0, "exited with code 64"),
+        ({"Status": "restarting", "ExitCode": 64}, 1, "restarting"),
+        ({"Status": "running", "ExitCode": 0}, 2, "restarting"),
+        ({"Status": "running", "Health": {"Status": "unhealthy"}}, 0, "unhealthy"),
+    ],
+)
+def test_crash_reason(state, restarts, says):
+    reason = up.crash_reason({"State": state, "RestartCount": restarts})
+    assert (reason is None) if says is None else (says in reason)
+
+
+def test_facts_from_labels():
+    facts = up.facts_from(
+        "a:1",
+        {"Id": "sha256:" + "9" * 64, "Config": {"Labels": {up.VERSION_LABEL: "1.0.0", up.REVISION_LABEL: "abc"}}},
+    )
+    assert (facts.version, facts.revision, facts.created) == ("1.0.0", "abc", "")
+    assert "version 1.0.0" in facts.shown() and "revision abc" in facts.shown()
+
+
+# --- the load generator's arithmetic --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values, q, expected",
+    [([], 99, 0.0), ([1.0], 99, 1.0), ([float(i) for i in range(1, 101)], 99, 99.0), ([3.0, 1.0, 2.0], 50, 2.0)],
+)
+def test_percentile(values, q, expected):
+    assert percentile(values, q) == expected
+
+
+def test_load_result_counts_failures_and_socket_errors():
+    result = LoadResult(
+        [
+            Sample(0.0, 0.01, 200, "/"),
+            Sample(1.0, 0.02, 302, "/"),
+            Sample(2.0, 0.5, 502, "/"),
+            Sample(3.0, 1.0, 0, "/", "reset"),
+        ]
+    )
+    assert result.total == 4 and len(result.failed) == 1 and len(result.errors) == 1
+    assert result.between(0.5, 2.5).total == 2
+    assert "1 failed, 1 socket errors" in result.describe()
+
+
+@pytest.mark.parametrize(
+    "line, done, start",
+    [
+        ("[7/9] switch: ok in 0.4 s", ("switch", "0.4"), None),
+        ("[5/9] start new: failed in 12.0 s", ("start new", "12.0"), None),
+        ("[7/9] switch: point the edge at the new container", None, "switch"),
+    ],
+)
+def test_step_lines_are_read_back(line, done, start):
+    m = STEP_DONE.match(line)
+    assert ((m.group(3), m.group(5)) if m else None) == done
+    s = None if m else STEP_START.match(line)
+    assert (s.group(3) if s else None) == start
