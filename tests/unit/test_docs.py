@@ -23,6 +23,7 @@ What is checked, and how:
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import re
 import shutil
@@ -39,6 +40,8 @@ from tests.conftest import ROOT, run_inv
 GUIDE = ROOT / "docs" / "deployment-guide.md"
 README = ROOT / "README.md"
 ADOPTING = ROOT / "docs" / "adopting.md"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+NEWCOMERS = ROOT / "docs" / "newcomers.md"
 ENV_EXAMPLE = ROOT / ".env.production.example"
 OWNER = "OWNER"  # the one placeholder the guide uses for the image's owner
 SHELL_LANGS = {"sh", "bash", "shell", "console"}
@@ -356,7 +359,9 @@ def test_guide_and_readme_call_inv():
     assert {"doctor", "compose-up", "migrate", "backup", "restore", "smoke", "secret", "logs"} <= names
 
 
-@pytest.mark.parametrize("call", inv_calls(GUIDE, README, ADOPTING), ids=lambda c: c.where[:90])
+@pytest.mark.parametrize(
+    "call", inv_calls(GUIDE, README, ADOPTING, NEWCOMERS, ARCHITECTURE), ids=lambda c: c.where[:90]
+)
 def test_inv_call_parses(call):
     problem = parse_inv(call.argv[1:], mention=call.mention)
     assert problem is None, f"{call.where}: {problem}"
@@ -391,6 +396,98 @@ def test_adopting_links_resolve():
     assert links and not links - anchors, f"broken in-page links: {sorted(links - anchors)}"
     for target in re.findall(r"\]\((?!#|https?:)([^)#]+)", text):
         assert (ADOPTING.parent / target).exists(), f"broken link {target}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The contributor docs (architecture.md, newcomers.md) name files and modules that exist
+
+
+LAYERS = ("core", "commands", "infra", "ops", "tasks")
+_PATH = re.compile(r"(?:[\w.-]+/)*[\w.-]+\.(?:py|md|toml|yml|yaml|sh|json|typed)|(?:[\w.-]+/)+")
+_MODULE = re.compile(r"atbb_kit(?:\.\w+)+")
+
+
+def named_paths(path: Path) -> list[str]:
+    """Paths the page names: code spans that are a path, and paths inside its diagrams (unlabelled fences)."""
+    found = [span for span in inline_code(path) if _PATH.fullmatch(span)]
+    for block in fenced_blocks(path):
+        if block.lang == "":
+            found += [word.rstrip(":") for word in block.text.split() if _PATH.fullmatch(word.rstrip(":"))]
+    return found
+
+
+def _exists(name: str, page: Path) -> bool:
+    candidates = (ROOT / name, ROOT / "atbb_kit" / name, page.parent / name)
+    if any(c.exists() for c in candidates):
+        return True
+    # A bare file name (`stack.py` in a list of one folder's files) exists somewhere in the kit.
+    return "/" not in name and any(p for p in ROOT.glob(f"**/{name}") if "node_modules" not in p.parts)
+
+
+def _module_exists(dotted: str) -> bool:
+    """Whether `atbb_kit.x.y` (or `atbb_kit.x.y.Name`) is a module of the kit, or a name in one."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for name in parts[end:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("page", [ARCHITECTURE, NEWCOMERS], ids=lambda p: p.name)
+def test_contributor_docs_name_real_files_and_modules(page):
+    paths = named_paths(page)
+    assert len(paths) > 10, paths
+    missing = sorted({p for p in paths if not _exists(p, page)})
+    assert not missing, f"{page.name} names files the kit does not have: {missing}"
+    modules = set(_MODULE.findall(page.read_text(encoding="utf-8")))
+    assert not {m for m in modules if not _module_exists(m)}, f"{page.name}: no such module"
+
+
+def test_architecture_layer_table_lists_each_layers_own_files():
+    rows = re.findall(r"^\| `(\w+)` \| (.+)$", dict(sections(ARCHITECTURE))["Five layers, one folder each"], re.M)
+    assert [layer for layer, _ in rows] == list(LAYERS)
+    for layer, row in rows:
+        holds = row.split(" | ")[0]
+        for name in re.findall(r"`([\w]+\.py)`", holds):
+            assert (ROOT / "atbb_kit" / layer / name).is_file(), (
+                f"architecture.md: atbb_kit/{layer}/{name} is not there"
+            )
+
+
+def test_architecture_states_the_layers_the_contract_enforces():
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    layers = next(c for c in contracts["contracts"] if c["type"] == "layers")["layers"]
+    assert layers == [f"atbb_kit.{name}" for name in reversed(LAYERS)]
+    diagram = next(b.text for b in fenced_blocks(ARCHITECTURE) if "atbb_kit/tasks/" in b.text)
+    assert re.findall(r"^atbb_kit/(\w+)/", diagram, re.M) == list(reversed(LAYERS))
+    forbidden = next(c for c in contracts["contracts"] if c["type"] == "forbidden")["forbidden_modules"]
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    assert all(f"`{name}`" in text for name in forbidden)
+
+
+def test_contributor_docs_links_resolve():
+    for page in (ARCHITECTURE, NEWCOMERS):
+        for target in re.findall(r"\]\((?!https?:)([^)#]+)(?:#([^)]+))?\)", page.read_text(encoding="utf-8")):
+            file, anchor = target
+            assert (page.parent / file).exists(), f"{page.name}: broken link {file}"
+            if anchor:
+                titles = re.findall(r"^#{2,4} (.+)$", prose(page.parent / file), re.MULTILINE)
+                anchors = {re.sub(r"[^\w\- ]", "", t).strip().lower().replace(" ", "-") for t in titles}
+                assert anchor in anchors, f"{page.name}: no section #{anchor} in {file}"
+
+
+def test_readme_links_newcomers():
+    table = README.read_text(encoding="utf-8").split("## Find your way", 1)[1].split("\n## ", 1)[0]
+    assert "(docs/newcomers.md)" in table
 
 
 def test_readme_links_adopting():
