@@ -33,7 +33,7 @@ from atbb_kit.core.imageref import shown
 CONFIG_NAME = "atbb.yaml"
 ENV_PREFIX = "ATBB_"
 # ATBB_* variables that are not config keys: flags and credentials the kit reads elsewhere.
-# ATBB_IMAGE, ATBB_HOST_PORT and ATBB_ENV_FILE are docker-compose.example.yml's own variables.
+# ATBB_IMAGE, ATBB_HOST_PORT and ATBB_ENV_FILE are docker-compose.example.yml's own variables (and the stack's).
 NON_CONFIG_ENV = frozenset(
     {
         "ATBB_DEBUG",
@@ -43,6 +43,9 @@ NON_CONFIG_ENV = frozenset(
         "ATBB_IMAGE",
         "ATBB_HOST_PORT",
         "ATBB_ENV_FILE",
+        # docker-stack.example.yml's own (issue 20).
+        "ATBB_REPLICAS",
+        "ATBB_EDGE_CONF_HASH",
     }
 )
 

@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from atbb_kit.tasks import bench, config, deployment, image, publish, quality, release, smoke, upgrade
+from atbb_kit.tasks import bench, cluster, config, deployment, image, publish, quality, release, smoke, upgrade
 
 
 def build_namespace() -> Collection:
@@ -35,6 +35,8 @@ def build_namespace() -> Collection:
     ):
         ns.add_task(t)
     for t in (upgrade.upgrade, upgrade.rollback, upgrade.releases):
+        ns.add_task(t)
+    for t in (cluster.swarm_deploy, cluster.swarm_migrate):
         ns.add_task(t)
     return ns
 
