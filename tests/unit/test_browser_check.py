@@ -408,7 +408,8 @@ class FakeApp:
 
 
 def _run(board, load: PageLoad, tmp_path) -> smoke.SmokeRun:
-    run = smoke.SmokeRun(None, board, "img", "pg", chromium="/usr/bin/chromium", screenshots=tmp_path)
+    stack = smoke.make_stack(None, board)
+    run = smoke.SmokeRun(stack, board, "img", chromium="/usr/bin/chromium", screenshots=tmp_path)
     run.app, run.url, run.browser = FakeApp(), BASE, FakeBrowser(load)
     return run
 
@@ -434,7 +435,7 @@ def test_a_clean_page_line_says_what_it_loaded(board, tmp_path):
 
 
 def test_without_chromium_the_run_has_no_browser_actions(cfg):
-    run = smoke.SmokeRun(None, cfg, "img", "pg")
+    run = smoke.SmokeRun(smoke.make_stack(None, cfg), cfg, "img")
     assert list(run.actions()) == [c.key for c in smoke.checklist(cfg)]
 
 
