@@ -122,7 +122,7 @@ def test_the_recorder_sees_each_failure_class_in_a_real_chromium(chromium, local
 
 
 def _mine(client, run_id: str) -> list[str]:
-    return smoke.SmokeRun(client, None, "", "", run_id=run_id).leftovers()
+    return smoke.make_stack(client, None, run_id=run_id).leftovers()
 
 
 def _smoke(image: str, env: dict[str, str], *extra: str):
