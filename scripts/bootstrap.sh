@@ -16,6 +16,8 @@ export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 APT_PACKAGES=(
     docker.io docker-compose debootstrap nginx busybox dash docker-registry apache2-utils caddy
     wrk hyperfine postgresql-15 ca-certificates git tini chromium haproxy
+    # The Helm chart's offline render (deploy/helm/tools/render.go): Go with Sprig, Helm's template functions.
+    golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
 )
 
 now_ms() { date +%s%3N; }

@@ -36,7 +36,7 @@ def build_namespace() -> Collection:
         ns.add_task(t)
     for t in (upgrade.upgrade, upgrade.rollback, upgrade.releases):
         ns.add_task(t)
-    for t in (cluster.swarm_deploy, cluster.swarm_migrate):
+    for t in (cluster.swarm_deploy, cluster.swarm_migrate, cluster.helm):
         ns.add_task(t)
     return ns
 

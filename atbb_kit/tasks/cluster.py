@@ -1,4 +1,4 @@
-"""Beyond one host: Docker Swarm (swarm-deploy, swarm-migrate) and the Helm chart's values (helm).
+"""Beyond one host: Docker Swarm (swarm-deploy, swarm-migrate) and the Helm chart (helm).
 
 The decisions behind them are documented in atbb_kit/ops/swarm.py and atbb_kit/ops/helm.py.
 """
@@ -87,3 +87,51 @@ def swarm_migrate(c, stack=None, image=None, timeout=None, dry_run=False):
     if not k.run.dry_run:
         ops.require_manager(k, docker)
     ops.migrate(k, docker, name, ref, wait)
+
+
+@kit_task(
+    help={
+        "check": "Write nothing: fail when values.yaml or values.schema.json differ from atbb.yaml, then render "
+        "the chart and validate it (what `inv lint` runs).",
+        "values": "An operator's values file to check, render and validate (repeatable, later files win).",
+        "output": "Write the rendered manifests to this file.",
+    },
+    iterable=["values"],
+)
+def helm(c, check=False, values=None, output=None):
+    """Generate the Helm chart's values from atbb.yaml; check, render and schema-validate the chart offline."""
+    from atbb_kit.core.errors import ConfigError
+    from atbb_kit.infra.console import console
+    from atbb_kit.ops import helm as ops
+
+    k = kit(c)
+    cfg = k.cfg
+    files = [Path(v) for v in values or []]
+    for f in files:
+        flags.path("values", str(f))
+    if check:
+        ops.check_drift(cfg)
+    else:
+        for path, text in ops.generated_files(cfg).items():
+            path.write_text(text, encoding="utf-8")
+            console.say(f"==> wrote {path.relative_to(cfg.root())}")
+    merged = ops.effective_values(cfg, [ops.load_values(f) for f in files])
+    ops.check_values(cfg, merged)
+    renderer = ops.find_renderer(cfg.root(), cfg.root() / "build")
+    text = ops.render(renderer, cfg.root() / ops.CHART, files)
+    docs = ops.manifests(text)
+    problems = ops.validate_manifests(docs)
+    if problems:
+        raise ConfigError(
+            f"the rendered chart fails the Kubernetes {ops.KUBERNETES_VERSION} schemas: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            "fix the template or the value named",
+        )
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        console.say(f"==> wrote {output}")
+    kinds = ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
+    console.result(
+        f"chart OK: rendered by {renderer.what}; {len(docs)} manifests valid against the Kubernetes "
+        f"{ops.KUBERNETES_VERSION} schemas (kubernetes-validate): {kinds}"
+    )
