@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from atbb_kit.commands.base import Command
 from atbb_kit.core.errors import ConfigError, KitError
 
 # docker/entrypoint.sh: nginx gets SUPERVISOR_NGINX_GRACE (5 s) to drain, then each service its own grace,
@@ -410,9 +410,15 @@ class Renderer:
     is_helm: bool
 
 
-def find_renderer(kit_root: Path, build_dir: Path) -> Renderer:
-    """helm when installed; else the kit's chart-render, built once from deploy/helm/tools/render.go with
-    Debian's Go and Sprig packages (scripts/bootstrap.sh installs them)."""
+GO_HINT = (
+    "install helm, or run scripts/bootstrap.sh (apt-get install golang-go golang-github-masterminds-sprig-dev "
+    "golang-gopkg-yaml.v3-dev)"
+)
+
+
+def find_renderer(run, kit_root: Path, build_dir: Path) -> Renderer:
+    """helm when installed; else the kit's chart-render, built once by `run` (the kit's Runner) from
+    deploy/helm/tools/render.go with Debian's Go and Sprig packages (scripts/bootstrap.sh installs them)."""
     helm = shutil.which("helm")
     if helm:
         return Renderer((helm, "template"), "helm template", True)
@@ -420,13 +426,8 @@ def find_renderer(kit_root: Path, build_dir: Path) -> Renderer:
     source = kit_root / RENDERER_SOURCE
     if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
         go = shutil.which("go")
-        sprig = Path("/usr/share/gocode/src/github.com/Masterminds/sprig")
-        if not go or not sprig.is_dir():
-            raise KitError(
-                "neither helm nor Go with the Sprig library is installed to render the chart",
-                "install helm, or run scripts/bootstrap.sh (apt-get install golang-go "
-                "golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev)",
-            )
+        if not go or not Path("/usr/share/gocode/src/github.com/Masterminds/sprig").is_dir():
+            raise KitError("neither helm nor Go with the Sprig library is installed to render the chart", GO_HINT)
         build_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as gopath:
             # GOPATH mode: Debian installs the libraries under their import paths without the /v3 suffix.
@@ -434,41 +435,40 @@ def find_renderer(kit_root: Path, build_dir: Path) -> Renderer:
                 link = Path(gopath) / "src/github.com/Masterminds" / lib / "v3"
                 link.parent.mkdir(parents=True)
                 link.symlink_to(f"/usr/share/gocode/src/github.com/Masterminds/{lib}")
-            proc = subprocess.run(
-                [go, "build", "-o", str(binary), str(source)],
+            build = Command(
+                (go, "build", "-o", str(binary), str(source)),
                 env={
-                    "PATH": "/usr/bin:/bin",
-                    "HOME": gopath,
                     "GO111MODULE": "off",
                     "GOPATH": f"{gopath}:/usr/share/gocode",
                     "GOCACHE": str(build_dir / "go-cache"),
+                    "GOFLAGS": "",
                 },
-                capture_output=True,
-                text=True,
-                check=False,
+                install_hint=GO_HINT,
             )
-        if proc.returncode != 0:
-            raise KitError(f"building chart-render failed: {proc.stderr.strip()[-300:]}", "see the Go error")
+            result = run.run(build, capture=True, quiet=True, check=False)
+        if not result.ok:
+            raise KitError(f"building chart-render failed: {result.stderr.strip()[-300:]}", GO_HINT)
     return Renderer((str(binary),), "chart-render (Go text/template + Sprig, Helm's engine; not Helm)", False)
 
 
-def render(renderer: Renderer, chart: Path, values_files: list[Path], release: str = "atbb") -> str:
+def render(run, renderer: Renderer, chart: Path, values_files: list[Path], release: str = "atbb") -> str:
+    """The chart's manifests for the values files, rendered by `run` (the kit's Runner)."""
     if renderer.is_helm:
-        argv = [*renderer.argv, release, str(chart), "--namespace", "default"]
+        args = [*renderer.argv, release, str(chart), "--namespace", "default"]
         for f in values_files:
-            argv += ["-f", str(f)]
+            args += ["-f", str(f)]
     else:
-        argv = [*renderer.argv, str(chart), release, "default", *map(str, values_files)]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        line = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        args = [*renderer.argv, str(chart), release, "default", *map(str, values_files)]
+    result = run.run(Command(tuple(args)), capture=True, quiet=True, check=False)
+    if not result.ok:
+        line = (result.stderr.strip().splitlines() or ["no output"])[-1]
         # A `fail` in the chart is the message; Go's template trace before it is noise for an operator.
         for marker in ("error calling fail: ", "execution error at "):
             if marker in line:
                 line = line.split(marker)[-1]
                 line = line.split("): ", 1)[-1] if marker.startswith("execution") else line
         raise ConfigError(f"the chart does not render: {line.removeprefix('error: ')}", "fix the value named")
-    return proc.stdout
+    return result.stdout
 
 
 def manifests(text: str) -> list[dict[str, Any]]:

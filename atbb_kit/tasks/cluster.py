@@ -117,8 +117,8 @@ def helm(c, check=False, values=None, output=None):
             console.say(f"==> wrote {path.relative_to(cfg.root())}")
     merged = ops.effective_values(cfg, [ops.load_values(f) for f in files])
     ops.check_values(cfg, merged)
-    renderer = ops.find_renderer(cfg.root(), cfg.root() / "build")
-    text = ops.render(renderer, cfg.root() / ops.CHART, files)
+    renderer = ops.find_renderer(k.run, cfg.root(), cfg.root() / "build")
+    text = ops.render(k.run, renderer, cfg.root() / ops.CHART, files)
     docs = ops.manifests(text)
     problems = ops.validate_manifests(docs)
     if problems:
