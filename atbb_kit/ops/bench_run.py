@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -365,10 +365,7 @@ class BenchRun:
         wanted = next((svc.package for svc in self.ws_cfg.services.values() if svc.package), None)
         if wanted is None:
             raise SectionFailed("no service names its workspace package (services.*.package in atbb.yaml)")
-        for path in sorted(mono.rglob("package.json")):
-            if "node_modules" in path.parts:
-                continue
-            data = json.loads(path.read_text(encoding="utf-8"))
+        for path, data in _workspace_packages(mono):
             if data.get("name") != wanted:
                 continue
             deps = data.setdefault("dependencies", {})
@@ -460,10 +457,8 @@ class BenchRun:
         """Workspace package name -> its folder relative to the monorepo root."""
         mono = self.ws_cfg.monorepo_dir()
         found = {}
-        for path in sorted(mono.rglob("package.json")):
-            if "node_modules" in path.parts:
-                continue
-            name = json.loads(path.read_text(encoding="utf-8")).get("name")
+        for path, data in _workspace_packages(mono):
+            name = data.get("name")
             if name in names and name not in found:
                 found[name] = str(path.parent.relative_to(mono)) if path.parent != mono else "."
         missing = names - set(found)
@@ -701,6 +696,13 @@ class BenchRun:
         self.stop_peers()
         for path in self._temp_dirs:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _workspace_packages(mono: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Each package.json of the monorepo's own packages (not node_modules'), in path order, parsed."""
+    for path in sorted(mono.rglob("package.json")):
+        if "node_modules" not in path.parts:
+            yield path, json.loads(path.read_text(encoding="utf-8"))
 
 
 def _failure(exc: BaseException) -> str:

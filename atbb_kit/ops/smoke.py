@@ -374,26 +374,14 @@ class SmokeRun:
 
     def _get_settled(self, path: str, headers: Mapping[str, str] | None = None) -> Http:
         """GET through the published port until the answer is not a "still starting" one."""
-        last: list[Http | str] = ["no answer"]
+        assert self.started_app is not None  # every line that asks needs "start"
 
-        def settled() -> Http | Waiting:
-            self._require_app()
-            try:
-                resp = httpc.get(self.url + path, headers=headers, agent="atbb-kit-smoke")
-            except httpc.TRANSPORT_ERRORS as exc:
-                last[0] = f"{type(exc).__name__}: {exc}"
-                return Waiting(last[0])
-            if resp.status in STARTING:
-                last[0] = resp
-                return Waiting(resp.describe())
-            return resp
+        def late(last: str) -> CheckFailed:
+            return CheckFailed(f"no settled answer within {self.timeout:.0f} s", f"last: {last}\n{log_tail(self.app)}")
 
-        try:
-            return self.stack.poll(settled, interval=0.25)
-        except polling.TimedOut as exc:
-            raise CheckFailed(
-                f"no settled answer within {self.timeout:.0f} s", f"last: {exc.reason}\n{log_tail(self.app)}"
-            ) from None
+        return self.stack.wait_answering(
+            self.started_app, path, accept=lambda resp: resp.status not in STARTING, headers=headers, late=late
+        )
 
     # --- the ten actions --------------------------------------------------------------------------------
 

@@ -452,16 +452,19 @@ class Stack:
         path: str = "/",
         *,
         accept: Callable[[httpc.Http], bool] = lambda _: True,
+        headers: Mapping[str, str] | None = None,
         stay_up: float = 0.0,
         interval: float = 0.25,
         check_every: int = 1,
         follow_redirects: bool = False,
+        late: Callable[[str], StepFailed] | None = None,
     ) -> httpc.Http:
-        """Until `path` gets an answer `accept` takes, and the container is still up `stay_up` seconds
-        after the wait began; the deadline counts from the container's start.
+        """GET `path` until an answer `accept` takes, and the container is still up `stay_up` seconds after
+        the wait began; the first such answer. The app must keep running throughout.
 
         `check_every`: ask the engine whether the container still runs on every n-th poll only (a fast
-        poll would otherwise mostly measure the engine)."""
+        poll would otherwise mostly measure the engine). `late(last reason)` is the error at the deadline.
+        """
         answered: list[httpc.Http] = []
         polls = [0]
         begun = time.monotonic()
@@ -472,19 +475,21 @@ class Stack:
                 self.require_running(app.container, "the app container")
             if not answered:
                 try:
-                    resp = httpc.get(app.url + path, timeout=2, follow_redirects=follow_redirects)
+                    resp = httpc.get(app.url + path, timeout=2, headers=headers, follow_redirects=follow_redirects)
                 except httpc.TRANSPORT_ERRORS as exc:
-                    return Waiting(str(exc))
+                    return Waiting(f"{type(exc).__name__}: {exc}")
                 if not accept(resp):
-                    return Waiting(f"HTTP {resp.status}")
+                    return Waiting(resp.describe())
                 answered.append(resp)
             if time.monotonic() - begun < stay_up:
                 return Waiting("answered; staying up")
             return answered[0]
 
         try:
-            return self.poll(probe, interval=interval, start=app.started)
+            return self.poll(probe, interval=interval)
         except polling.TimedOut as exc:
+            if late is not None:
+                raise late(exc.reason) from None
             raise StepFailed(
                 f"port 80 did not answer within {self.timeout:.0f} s ({exc.reason})", log_tail(app.container)
             ) from None
