@@ -390,6 +390,8 @@ def check_values(cfg, values: dict[str, Any]) -> None:
         if where == "probes.path":
             problem = probe_problem(cfg, str(values["probes"]["path"]))
             raise ConfigError(problem or f"probes.path: {err.message}", "use atbb.yaml's health.path")
+        if where == "ingress.host":
+            raise ConfigError("ingress.host is empty with ingress.enabled true", "set the forum's public host name")
         raise ConfigError(f"{where}: {err.message}", "see deploy/helm/atbb/values.yaml for the keys")
     problem = probe_problem(cfg, str(values["probes"]["path"]))
     if problem:
@@ -463,7 +465,7 @@ def render(run, renderer: Renderer, chart: Path, values_files: list[Path], relea
     if not result.ok:
         line = (result.stderr.strip().splitlines() or ["no output"])[-1]
         # A `fail` in the chart is the message; Go's template trace before it is noise for an operator.
-        for marker in ("error calling fail: ", "execution error at "):
+        for marker in ("error calling fail: ", "error calling required: ", "execution error at "):
             if marker in line:
                 line = line.split(marker)[-1]
                 line = line.split("): ", 1)[-1] if marker.startswith("execution") else line
