@@ -10,10 +10,11 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from atbb_kit.commands.base import Command, argv
+from atbb_kit.commands.docker import ONEOFF_LABEL
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra.runner import Runner
 
 COMPOSE_HINT = "install the Compose plugin (docker compose) or docker-compose, e.g. apt-get install docker-compose"
 
@@ -40,6 +41,19 @@ class Compose:
     def down(self, volumes: bool = False) -> Command:
         return self.cmd("down", "--remove-orphans", "--volumes" if volumes else None)
 
+    def run_oneoff(self, service: str, name: str, settings: Mapping[str, str]) -> Command:
+        """`run --rm` of `service` as a named, labelled one-off. -T: no pseudo-terminal, so output streams line
+        by line into logs and CI (and v1 does not fail for want of a TTY). `settings` become `-e K=V`: for
+        non-secret values only, argv is printed."""
+        return self.cmd(
+            "run",
+            "--rm",
+            "-T",
+            ("--name", name, "--label", ONEOFF_LABEL),
+            *[("-e", f"{k}={v}") for k, v in settings.items()],
+            service,
+        )
+
     def ps(self) -> Command:
         return self.cmd("ps")
 
@@ -53,30 +67,19 @@ class Compose:
 POSTGRES_VARIABLES = ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
 
 
-def compose_env(image: str, host_port: int, env_file: Path, postgres_image: str) -> dict[str, str]:
-    """The variables docker-compose.example.yml reads, from atbb.yaml and the task's flags, and the env file's
-    POSTGRES_* values (Secrets: printed ***), wherever the env file lies: Compose itself would only look in
-    the `.env` next to the Compose file."""
+def compose_variables(
+    image: str, host_port: int, env_file: Path, postgres_image: str, postgres: Mapping[str, str]
+) -> dict[str, str]:
+    """The variables docker-compose.example.yml reads: from atbb.yaml and the task's flags, and `postgres`, the
+    env file's POSTGRES_* values (Secrets: printed ***; ops/deployment.compose_env reads them), wherever the
+    env file lies: Compose itself would only look in the `.env` next to the Compose file."""
     return {
         "ATBB_IMAGE": image,
         "ATBB_HOST_PORT": str(host_port),
         "ATBB_ENV_FILE": str(env_file.resolve()),
         "POSTGRES_IMAGE": postgres_image,
-        **postgres_values(env_file),
+        **postgres,
     }
-
-
-def postgres_values(env_file: Path) -> dict[str, str]:
-    """The env file's non-empty POSTGRES_* values; none when it cannot be read (`inv compose-down` and `inv
-    logs` work without a valid env file, and the tasks that need one have validated it already)."""
-    from atbb_kit.commands.base import Secret
-    from atbb_kit.infra.envfile import read
-
-    try:
-        values = read(env_file) if env_file.is_file() else {}
-    except KitError:
-        return {}
-    return {name: Secret(values[name]) for name in POSTGRES_VARIABLES if values.get(name)}
 
 
 def services(file: Path) -> tuple[str, ...]:
@@ -92,14 +95,20 @@ def services(file: Path) -> tuple[str, ...]:
     return tuple(found) if isinstance(found, dict) else ()
 
 
-def version(run: Runner, base: Sequence[str]) -> str | None:
+class Prober(Protocol):
+    """Whatever runs read-only queries: infra.runner.Runner (commands never run anything themselves)."""
+
+    def probe(self, cmd: Command) -> Any: ...
+
+
+def version(run: Prober, base: Sequence[str]) -> str | None:
     """The implementation's version, e.g. "1.29.2" or "2.29.7", or None when it does not answer."""
     res = run.probe(Command((*base, "version", "--short")))
     text = res.stdout.strip().lstrip("v") if res.ok else ""
     return text.splitlines()[0] if text else None
 
 
-def detect(run: Runner) -> tuple[str, ...]:
+def detect(run: Prober) -> tuple[str, ...]:
     """`docker compose` when the plugin answers, else `docker-compose`, else a clear error."""
     docker = shutil.which("docker")
     if docker and run.probe(Command((docker, "compose", "version"))).ok:

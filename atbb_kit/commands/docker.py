@@ -202,3 +202,64 @@ def docker_image_id(docker: str, ref: str) -> Command:
 def _docker_config_env(config_dir: Path | None) -> dict[str, str]:
     # DOCKER_CONFIG points login and push at one private credentials folder (see ops/publish.push).
     return {"DOCKER_CONFIG": str(config_dir)} if config_dir else {}
+
+
+def docker_pull(docker: str, ref: str) -> Command:
+    return Command(argv(docker, "pull", ref), install_hint=DOCKER_HINT)
+
+
+# --- one-off containers ---------------------------------------------------------------------------------
+# Every container the kit starts for one job carries this label and a name of its own (the runner removes it
+# by that name when its deadline passes or the task is interrupted), and runs without the image's
+# HEALTHCHECK: the check probes a server a one-off never starts, so `docker ps` would call it unhealthy.
+ONEOFF_LABEL = "dev.atbb.kit=one-off"
+
+
+def oneoff_flags(name: str) -> tuple[str, ...]:
+    return ("--name", name, "--label", ONEOFF_LABEL, "--no-healthcheck")
+
+
+def env_by_name(env: Mapping[str, str]) -> list[str]:
+    """`--env NAME` without a value: docker copies NAME from its own environment (Command.env), so values
+    never appear in argv."""
+    out: list[str] = []
+    for name in env:
+        out += ["--env", name]
+    return out
+
+
+def run_oneoff(
+    docker: str,
+    image: str,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    name: str,
+    network: str | None = None,
+    settings: Mapping[str, str] | None = None,
+    hint: str | None = None,
+) -> Command:
+    """`docker run --rm` of `image` with `env` passed by name, and `settings` (never secret: argv is printed)
+    as `--env K=V`. The postgres images' entrypoints run any command that is not the server as it is, so
+    `args` is the tool and its flags."""
+    return Command(
+        argv(
+            docker,
+            "run",
+            "--rm",
+            oneoff_flags(name),
+            ("--network", network) if network else None,
+            env_by_name(env),
+            *[("--env", f"{k}={v}") for k, v in (settings or {}).items()],
+            image,
+            list(args),
+        ),
+        env=dict(env),
+        install_hint=DOCKER_HINT,
+        failure_hint=hint,
+    )
+
+
+def docker_remove(docker: str, name: str) -> Command:
+    """Removes a container, running or not."""
+    return Command((docker, "rm", "--force", name), install_hint=DOCKER_HINT)

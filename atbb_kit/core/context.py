@@ -1,9 +1,9 @@
 """Where a build comes from: GitHub Actions' environment, else the local git clone.
 
 `read_context` never fails. What it cannot learn stays None and `problem` says why; `tags.compute`
-raises a `ReleaseError` only when it needs the missing value. Only `run_git` starts processes (read-only
-git queries, so they also run in dry-run mode); everything else here is a pure parser that the unit
-tests feed with text.
+raises a `ReleaseError` only when it needs the missing value. Nothing here starts a process: `read_context`
+is handed a function that runs the read-only git queries (infra/checkout.run_git, through the Runner, so
+they also run in dry-run mode); everything else is a pure parser that the unit tests feed with text.
 
 Decisions:
 - Outside Actions the ref is the checked-out branch. On a detached HEAD it is the highest version tag
@@ -23,7 +23,6 @@ Decisions:
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,43 +84,9 @@ class GitResult(NamedTuple):
 GitRunner = Callable[[Path, Sequence[Sequence[str]]], list[GitResult]]
 
 
-def run_git(cwd: Path, commands: Sequence[Sequence[str]], timeout: float = 20.0) -> list[GitResult]:
-    """Run several git commands at once in `cwd`; a missing git or a hang becomes a failed result."""
-    procs: list[subprocess.Popen[str] | GitResult] = []
-    for args in commands:
-        try:
-            procs.append(
-                subprocess.Popen(
-                    ["git", *args],
-                    cwd=cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    encoding="utf-8",
-                    errors="replace",
-                )
-            )
-        except OSError as exc:
-            missing_git = isinstance(exc, FileNotFoundError) and exc.filename == "git"
-            procs.append(GitResult(127, "", "git is not installed or not on PATH" if missing_git else str(exc)))
-    results = []
-    for proc in procs:
-        if isinstance(proc, GitResult):
-            results.append(proc)
-            continue
-        try:
-            out, err = proc.communicate(timeout=timeout)
-            results.append(GitResult(proc.returncode, out, err))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            results.append(GitResult(124, "", f"git {' '.join(proc.args[1:3])} timed out"))
-    return results
-
-
-def read_context(environ: Mapping[str, str], cwd: Path, *, git: GitRunner = run_git) -> BuildContext:
-    """Read the build's ref, commit, repository and release tags; never raises."""
+def read_context(environ: Mapping[str, str], cwd: Path, *, git: GitRunner) -> BuildContext:
+    """Read the build's ref, commit, repository and release tags; never raises. `git` runs read-only git
+    commands in `cwd` (infra/checkout.run_git through the Runner; the unit tests pass canned answers)."""
     if environ.get("GITHUB_ACTIONS") == "true":
         (tags,) = git(cwd, [TAGS_ARGS])
         versions = [name for name, _ in parse_tag_refs(tags.stdout)] if tags.ok else []

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from atbb_kit.commands.base import Command, OneOff, reveal
@@ -251,6 +251,42 @@ class Runner:
                 timeout=60,
                 check=False,
             )
+
+    def probe_all(self, cmds: Sequence[Command], timeout: float = 30.0) -> list[Result]:
+        """Run several read-only queries at once (even in dry-run mode), captured, and wait for all: the wall
+        time is about that of the slowest. A program that cannot be started is exit code 127 with the reason
+        on stderr; one that outlives `timeout` is killed and reported as exit code 124."""
+        procs: list[subprocess.Popen[str] | Result] = []
+        for cmd in cmds:
+            try:
+                procs.append(
+                    subprocess.Popen(
+                        [reveal(a) for a in cmd.argv],
+                        cwd=cmd.cwd,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                        encoding="utf-8",
+                        errors="replace",
+                    )
+                )
+            except OSError as exc:
+                missing = isinstance(exc, FileNotFoundError) and exc.filename == cmd.argv[0]
+                procs.append(Result(127, "", f"{cmd.argv[0]} is not installed or not on PATH" if missing else str(exc)))
+        results = []
+        for cmd, proc in zip(cmds, procs, strict=True):
+            if isinstance(proc, Result):
+                results.append(proc)
+                continue
+            try:
+                out, err = proc.communicate(timeout=timeout)
+                results.append(Result(proc.returncode, out, err))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                results.append(Result(124, "", f"{' '.join(cmd.argv[:3])} timed out"))
+        return results
 
     def probe(self, cmd: Command) -> Result:
         """Run a read-only query even in dry-run mode (e.g. which builder a client offers), captured."""

@@ -1,7 +1,8 @@
 """Database access through one-off containers of the PostgreSQL image: connection checks, pg_dump, pg_restore.
 
-Pure: this module parses DATABASE_URL, builds the `docker` commands as data and reads their output. The
-tasks (atbb_kit/tasks/deployment.py) hand the commands to the Runner.
+Pure: this module parses DATABASE_URL, gives libpq its environment and reads the tools' output; the
+`docker` commands (psql, pg_dump, pg_restore in one-off containers) are built in atbb_kit/commands/pg.py and
+handed to the Runner by the tasks (atbb_kit/tasks/deployment.py).
 
 Decisions:
 - The client tools run in a container of `compose.postgres_image`, never on the host: the host may have no
@@ -20,18 +21,19 @@ Decisions:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import shlex
+import stat
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from atbb_kit.commands.base import Command, Secret, argv, reveal
+from atbb_kit.commands.base import Secret, reveal
 from atbb_kit.core.errors import ConfigError, EnvFileError, KitError
+from atbb_kit.core.flags import path as checked_path
 
-DOCKER_HINT = "install Docker (scripts/ensure-docker.sh on Debian) and start the engine"
-# Where dumps live inside the one-off containers; /tmp is writable in every postgres image.
-CONTAINER_DUMP = "/tmp/atbb.dump"  # noqa: S108 (inside a private one-off container)
 # A connection attempt gives up after this many seconds: `inv doctor` must answer quickly; backup and
 # restore allow more, for TLS to a managed database far away.
 CONNECT_TIMEOUT = 3
@@ -124,135 +126,6 @@ def redact(text: str, secrets: Sequence[str]) -> str:
     for secret in sorted((reveal(s) for s in secrets if reveal(s)), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
-
-
-# --- commands -----------------------------------------------------------------------------------------
-
-
-def _env_flags(env: Mapping[str, str]) -> list[str]:
-    # `-e NAME` without a value: docker copies NAME from its own environment (Command.env), so values
-    # never appear in argv.
-    out: list[str] = []
-    for name in env:
-        out += ["--env", name]
-    return out
-
-
-# Every container the kit starts for one job carries this label and a name of its own (the runner removes it
-# by that name when its deadline passes or the task is interrupted), and runs without the image's
-# HEALTHCHECK: the check probes a server a one-off never starts, so `docker ps` would call it unhealthy.
-ONEOFF_LABEL = "dev.atbb.kit=one-off"
-
-
-def oneoff_flags(name: str) -> tuple[str, ...]:
-    return ("--name", name, "--label", ONEOFF_LABEL, "--no-healthcheck")
-
-
-def one_off(
-    docker: str,
-    image: str,
-    args: Sequence[str],
-    env: Mapping[str, str],
-    *,
-    name: str,
-    network: str | None = None,
-    hint: str | None = None,
-) -> Command:
-    """`docker run --rm` of `image` with `env` passed by name. The postgres images' entrypoints run any
-    command that is not the server as it is, so `args` is the tool and its flags."""
-    return Command(
-        argv(
-            docker,
-            "run",
-            "--rm",
-            oneoff_flags(name),
-            ("--network", network) if network else None,
-            _env_flags(env),
-            image,
-            list(args),
-        ),
-        env=dict(env),
-        install_hint=DOCKER_HINT,
-        failure_hint=hint,
-    )
-
-
-# One round trip answers everything backup and restore need to know first: the client's version, the
-# server's, and whether the database already holds tables. psql's -w never prompts for a password.
-PROBE_SQL = (
-    "select current_setting('server_version_num'), "
-    "(select count(*) from pg_catalog.pg_tables where schemaname = 'public')"
-)
-PROBE_SCRIPT = f'pg_dump --version && psql -X -A -t -w -v ON_ERROR_STOP=1 -c "{PROBE_SQL}"'
-CHECK_ARGS = ("psql", "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-c", "select 1")
-
-
-def probe(docker: str, image: str, env: Mapping[str, str], network: str | None, *, name: str) -> Command:
-    return one_off(docker, image, ("sh", "-c", PROBE_SCRIPT), env, name=name, network=network)
-
-
-def connection_check(docker: str, image: str, env: Mapping[str, str], network: str | None, *, name: str) -> Command:
-    """psql `select 1`: proves host, port, credentials and database name, not just a listening socket
-    (pg_isready would pass with a wrong password)."""
-    return one_off(docker, image, CHECK_ARGS, env, name=name, network=network)
-
-
-def dump_args(path: str = CONTAINER_DUMP) -> tuple[str, ...]:
-    # Custom format (-Fc): compressed, and pg_restore can clean, select and reorder from it. Ownership
-    # options belong to pg_restore for this format (pg_dump ignores them), see restore_args.
-    return ("pg_dump", "--format=custom", "--file", path)
-
-
-def restore_args(dbname: str, path: str = CONTAINER_DUMP) -> tuple[str, ...]:
-    # --clean --if-exists drops what the dump recreates (no errors on objects that are not there);
-    # --no-owner/--no-acl: objects belong to the restoring user, so a dump restores into a database whose
-    # user has another name (a managed database, a renamed POSTGRES_USER);
-    # --single-transaction makes the whole restore one transaction, so a failure changes nothing.
-    # --dbname is required: without it pg_restore prints SQL instead of restoring. The name is not secret.
-    return (
-        "pg_restore",
-        "--clean",
-        "--if-exists",
-        "--no-owner",
-        "--no-acl",
-        "--single-transaction",
-        "--dbname",
-        dbname,
-        path,
-    )
-
-
-def create(
-    docker: str, name: str, image: str, args: Sequence[str], env: Mapping[str, str], network: str | None
-) -> Command:
-    """`docker create`: the container exists before it runs, so a dump can be copied in (restore) or out
-    (backup) with `docker cp`."""
-    return Command(
-        argv(
-            docker,
-            "create",
-            oneoff_flags(name),
-            ("--network", network) if network else None,
-            _env_flags(env),
-            image,
-            list(args),
-        ),
-        env=dict(env),
-        install_hint=DOCKER_HINT,
-    )
-
-
-def start_attached(docker: str, name: str) -> Command:
-    # -a streams the tool's output and exits with its exit code.
-    return Command((docker, "start", "--attach", name), install_hint=DOCKER_HINT)
-
-
-def copy(docker: str, source: str, target: str) -> Command:
-    return Command((docker, "cp", source, target), install_hint=DOCKER_HINT)
-
-
-def remove(docker: str, name: str) -> Command:
-    return Command((docker, "rm", "--force", name), install_hint=DOCKER_HINT)
 
 
 # --- reading results ----------------------------------------------------------------------------------
@@ -396,10 +269,6 @@ def check_output_dir(folder: Path) -> None:
     do not tell (root passes every access() check, yet nothing can be created under /proc or in a
     read-only mount).
     """
-    import tempfile
-
-    from atbb_kit.core.flags import path as checked_path
-
     checked_path("output", str(folder))
     fix = "choose a folder you can write to, e.g. --output backups"
     try:
@@ -417,17 +286,11 @@ def check_output_dir(folder: Path) -> None:
 
 def restore_command(dump: Path) -> str:
     """`inv restore FILE`, quoted for pasting: --output may name any folder, spaces and $ included."""
-    import shlex
-
     return shlex.join(["inv", "restore", str(dump)])
 
 
 def check_dump_file(dump: Path) -> None:
     """`inv restore FILE`: an existing, readable, regular file that starts like a pg_dump custom archive."""
-    import stat
-
-    from atbb_kit.core.flags import path as checked_path
-
     checked_path("file", str(dump))
     fix = "pass a file written by `inv backup` (ls backups/)"
     try:

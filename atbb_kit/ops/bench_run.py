@@ -33,9 +33,9 @@ from atbb_kit.commands import docker as commands
 from atbb_kit.commands import pnpm
 from atbb_kit.commands.base import Command
 from atbb_kit.core.config import load_config
-from atbb_kit.core.context import read_context
 from atbb_kit.core.errors import KitError
 from atbb_kit.infra import engine
+from atbb_kit.infra.checkout import read_context
 from atbb_kit.infra.http import TRANSPORT_ERRORS
 from atbb_kit.infra.runner import Result, Runner
 from atbb_kit.ops.bench import (

@@ -433,6 +433,7 @@ def check_compose_settings(p: Probe) -> Finding:
 
 
 def check_database(p: Probe) -> Finding:
+    from atbb_kit.commands import pg
     from atbb_kit.infra import engine
     from atbb_kit.ops import backup
 
@@ -468,7 +469,7 @@ def check_database(p: Probe) -> Finding:
     from atbb_kit.ops import deployment as operations
 
     job = operations.one_off(cli, "doctor", "the database check", operations.CHECK_SECONDS, operations.CHECK_FIX)
-    cmd = backup.connection_check(cli, image, backup.pg_env(target), network, name=job.name)
+    cmd = pg.connection_check(cli, image, backup.pg_env(target), network, name=job.name)
     try:
         result = p.run.run(cmd, check=False, capture=True, quiet=True, oneoff=job)
     except DeadlineExceeded as exc:

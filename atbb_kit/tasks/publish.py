@@ -35,8 +35,8 @@ from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
 )
 def tags(c, json=False):
     """Print the image references this checkout would be published as, one a line (stdout only)."""
-    from atbb_kit.core.release_plan import plan_for
     from atbb_kit.core.tags import format_for_github
+    from atbb_kit.infra.checkout import plan_for
 
     cfg = kit(c).cfg
     plan = plan_for(cfg)
@@ -125,7 +125,7 @@ def push(c, dry_run=False, image=None, only=None, by_digest=False, digest_file=N
 
 
 def plan_for_push(cfg):
-    from atbb_kit.core.release_plan import plan_for
+    from atbb_kit.infra.checkout import plan_for
 
     plan = plan_for(cfg)
     plan.require_publishable()
@@ -232,8 +232,8 @@ def push_immutable(k, plan, registry, login, image):
 
 def push_floating(k, plan, registry, login):
     """Point 1.2, 1 and latest at the highest builds the registry holds (see publish.floating_targets)."""
-    from atbb_kit.core.context import run_git
     from atbb_kit.core.tags import sanitize_tag
+    from atbb_kit.infra.checkout import run_git
     from atbb_kit.infra.registry_api import Repository, split_reference
 
     run, cfg = k.run, k.cfg

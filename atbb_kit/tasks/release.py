@@ -149,7 +149,7 @@ def sbom(c, image=None, output=None):
     """Write the image's SBOM (CycloneDX: OS packages and the Node packages in it) and print its counts."""
     from pathlib import Path
 
-    from atbb_kit.core.release_plan import plan_for
+    from atbb_kit.infra.checkout import plan_for
     from atbb_kit.ops.publish import docker_client
     from atbb_kit.ops.sbom import describe_counts, generate, summarize
 

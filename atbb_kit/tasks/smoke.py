@@ -70,8 +70,8 @@ def smoke(c, image=None, keep=False, timeout=None, browser=False, output=None):
 
     from atbb_kit.core import flags
     from atbb_kit.core.errors import ConfigError
-    from atbb_kit.core.release_plan import plan_for
     from atbb_kit.infra import engine
+    from atbb_kit.infra.checkout import plan_for
     from atbb_kit.ops.smoke import smoke as run_smoke
 
     # None default: Invoke would int() a typed number itself, outside the error boundary.

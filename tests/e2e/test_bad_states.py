@@ -310,6 +310,7 @@ def pg_stack(docker_client, test_images, tmp_path_factory):
     """A PostgreSQL-only Compose stack of the example file, started the way `inv compose-up` starts it."""
     from atbb_kit.commands import compose
     from atbb_kit.infra.runner import Runner
+    from atbb_kit.ops.deployment import compose_env
     from tests.e2e.stack import wait_for
 
     workdir = tmp_path_factory.mktemp("bad-states-pg")
@@ -318,7 +319,7 @@ def pg_stack(docker_client, test_images, tmp_path_factory):
         compose.detect(Runner(echo=False)),
         ROOT / "docker-compose.example.yml",
         PG_PROJECT,
-        compose.compose_env("atbb-e2e:unused", free_port(), env_file, test_images["ATBB_COMPOSE_POSTGRES_IMAGE"]),
+        compose_env("atbb-e2e:unused", free_port(), env_file, test_images["ATBB_COMPOSE_POSTGRES_IMAGE"]),
     )
     runner = Runner(echo=False)
     try:

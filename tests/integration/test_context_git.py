@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from atbb_kit.core.context import read_context, run_git
 from atbb_kit.core.tags import compute
+from atbb_kit.infra.checkout import read_context, run_git
 
 pytestmark = pytest.mark.integration
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from atbb_kit.commands import docker, pg
 from atbb_kit.commands.base import MASK, Secret
 from atbb_kit.core.errors import KitError
 from atbb_kit.ops import backup
@@ -77,7 +78,7 @@ def _env():
 
 
 def test_one_off_names_variables_and_never_holds_values():
-    cmd = backup.connection_check("docker", "postgres:16-alpine", _env(), "atbb_default", name="atbb-doctor-1")
+    cmd = pg.connection_check("docker", "postgres:16-alpine", _env(), "atbb_default", name="atbb-doctor-1")
     assert cmd.argv == (
         "docker",
         "run",
@@ -88,7 +89,7 @@ def test_one_off_names_variables_and_never_holds_values():
         *("--env", "PGHOST", "--env", "PGPORT", "--env", "PGUSER", "--env", "PGDATABASE"),
         *("--env", "PGPASSWORD", "--env", "PGCONNECT_TIMEOUT"),
         "postgres:16-alpine",
-        *backup.CHECK_ARGS,
+        *pg.CHECK_ARGS,
     )
     assert all(PASSWORD not in a for a in cmd.argv)
     shown = cmd.display()
@@ -99,33 +100,33 @@ def test_one_off_names_variables_and_never_holds_values():
 COMMANDS = [
     (
         "probe-default-network",
-        lambda: backup.probe("docker", "pg:16", {"PGHOST": "db"}, None, name="atbb-probe-1"),
+        lambda: pg.probe("docker", "pg:16", {"PGHOST": "db"}, None, name="atbb-probe-1"),
         (
             *("docker", "run", "--rm", "--name", "atbb-probe-1", "--label", "dev.atbb.kit=one-off"),
-            *("--no-healthcheck", "--env", "PGHOST", "pg:16", "sh", "-c", backup.PROBE_SCRIPT),
+            *("--no-healthcheck", "--env", "PGHOST", "pg:16", "sh", "-c", pg.PROBE_SCRIPT),
         ),
     ),
     (
         "create-dump",
-        lambda: backup.create("docker", "atbb-backup-1", "pg:16", backup.dump_args(), {"PGHOST": "db"}, "net"),
+        lambda: pg.create("docker", "atbb-backup-1", "pg:16", pg.dump_args(), {"PGHOST": "db"}, "net"),
         (
             *("docker", "create", "--name", "atbb-backup-1", "--label", "dev.atbb.kit=one-off"),
             *("--no-healthcheck", "--network", "net", "--env", "PGHOST", "pg:16"),
-            *("pg_dump", "--format=custom", "--file", backup.CONTAINER_DUMP),
+            *("pg_dump", "--format=custom", "--file", pg.CONTAINER_DUMP),
         ),
     ),
     (
         "restore-args",
-        lambda: backup.create("docker", "r", "pg:16", backup.restore_args("atbb"), {}, None),
+        lambda: pg.create("docker", "r", "pg:16", pg.restore_args("atbb"), {}, None),
         (
             *("docker", "create", "--name", "r", "--label", "dev.atbb.kit=one-off", "--no-healthcheck", "pg:16"),
             *("pg_restore", "--clean", "--if-exists", "--no-owner", "--no-acl", "--single-transaction"),
-            *("--dbname", "atbb", backup.CONTAINER_DUMP),
+            *("--dbname", "atbb", pg.CONTAINER_DUMP),
         ),
     ),
-    ("start", lambda: backup.start_attached("docker", "c"), ("docker", "start", "--attach", "c")),
-    ("copy-out", lambda: backup.copy("docker", "c:/tmp/atbb.dump", "out"), ("docker", "cp", "c:/tmp/atbb.dump", "out")),
-    ("remove", lambda: backup.remove("docker", "c"), ("docker", "rm", "--force", "c")),
+    ("start", lambda: pg.start_attached("docker", "c"), ("docker", "start", "--attach", "c")),
+    ("copy-out", lambda: pg.copy("docker", "c:/tmp/atbb.dump", "out"), ("docker", "cp", "c:/tmp/atbb.dump", "out")),
+    ("remove", lambda: docker.docker_remove("docker", "c"), ("docker", "rm", "--force", "c")),
 ]
 
 

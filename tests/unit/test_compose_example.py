@@ -79,7 +79,7 @@ def test_compose_resolves_each_container_environment(tmp_path):
 def test_the_kit_hands_compose_the_postgres_values_of_the_env_file_wherever_it_lies(tmp_path):
     """Compose would only look for them in the `.env` next to the Compose file."""
     from atbb_kit.commands.base import Command, Secret
-    from atbb_kit.commands.compose import compose_env
+    from atbb_kit.ops.deployment import compose_env
 
     env_file = tmp_path / "elsewhere.env"
     env_file.write_text("DATABASE_URL=postgres://atbb:pg-secret-2@postgres:5432/atbb\nPOSTGRES_PASSWORD=pg-secret-2\n")
