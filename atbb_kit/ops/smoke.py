@@ -14,6 +14,7 @@ after the HEALTHCHECK line and before `docker stop`, which ends the app they loa
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -127,7 +128,9 @@ def route_probes(cfg: Config) -> list[RouteProbe]:
                 continue
             where = f" on {host}" if host else ""
             label = f"{route.match} {route.path}{where}"
-            probes.append(RouteProbe(label, host, path, route.service, int(cfg.services[route.service].port)))
+            port = cfg.services[route.service].port
+            assert port is not None  # the config refuses a route to a service without a port
+            probes.append(RouteProbe(label, host, path, route.service, int(port)))
     return probes
 
 
@@ -355,7 +358,7 @@ class SmokeRun:
         if self.chromium:
             browser["chromium"] = self.check_chromium
             for i, page in enumerate(self.cfg.smoke.browser.pages, 1):
-                browser[f"browser-{i}"] = lambda i=i, page=page: self.check_browser_page(i, page)
+                browser[f"browser-{i}"] = functools.partial(self.check_browser_page, i, page)
         return browser | {
             "size": self.check_size,
             "postgres": self.check_postgres,
