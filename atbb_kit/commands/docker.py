@@ -204,6 +204,27 @@ def _docker_config_env(config_dir: Path | None) -> dict[str, str]:
     return {"DOCKER_CONFIG": str(config_dir)} if config_dir else {}
 
 
+def docker_image_platform(docker: str, ref: str) -> Command:
+    """Read-only: `os/architecture[/variant]` of the local image `ref`, exit 1 when the engine has none."""
+    fmt = "{{.Os}}/{{.Architecture}}{{if .Variant}}/{{.Variant}}{{end}}"
+    return Command(argv(docker, "image", "inspect", "--format", fmt, ref), install_hint=DOCKER_HINT)
+
+
+def docker_save(docker: str, ref: str, archive: str) -> Command:
+    """The image as a `docker save` archive (its config and layers, read by ops/multiarch)."""
+    return Command(argv(docker, "save", "-o", archive, ref), install_hint=DOCKER_HINT)
+
+
+def docker_create(docker: str, name: str, image: str, *args: str) -> Command:
+    """A container that is never started (its filesystem is read with `docker export`)."""
+    return Command(argv(docker, "create", "--name", name, image, args), install_hint=DOCKER_HINT)
+
+
+def docker_export(docker: str, name: str) -> Command:
+    """The container's filesystem as a tar stream on stdout."""
+    return Command(argv(docker, "export", name), install_hint=DOCKER_HINT)
+
+
 def docker_pull(docker: str, ref: str) -> Command:
     return Command(argv(docker, "pull", ref), install_hint=DOCKER_HINT)
 

@@ -25,11 +25,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO, TypeVar
 
 from atbb_kit.commands.base import Command, OneOff, reveal
 from atbb_kit.core.errors import CommandFailed, KitError
+
+T = TypeVar("T")
 
 
 class DeadlineExceeded(KitError):
@@ -134,12 +137,14 @@ class Runner:
         capture: bool = False,
         quiet: bool = False,
         oneoff: OneOff | None = None,
+        timeout: float | None = None,
     ) -> Result:
         """Run `cmd`. capture=True collects output instead of passing it through.
 
         quiet=True skips the announcement (for probes whose output is the point, like `git rev-parse`).
         oneoff: `cmd` runs a container that must end within `oneoff.deadline` seconds and be removed when it
         does not, or when the task is interrupted (DeadlineExceeded, Interrupted).
+        timeout: seconds a command that is not a one-off may take; then it is killed and a KitError says so.
         """
         self.history.append(cmd)
         if not quiet:
@@ -161,7 +166,13 @@ class Runner:
                 capture_output=capture,
                 text=True,
                 check=False,
+                timeout=timeout,
             )
+        except subprocess.TimeoutExpired:
+            raise KitError(
+                f"`{_short(cmd)}` did not finish within {timeout:g}s and was stopped",
+                cmd.failure_hint or "see the output above",
+            ) from None
         except FileNotFoundError:
             raise KitError(
                 f"{cmd.argv[0]} is not installed (needed for: {cmd.display()})",
@@ -288,7 +299,31 @@ class Runner:
                 results.append(Result(124, "", f"{' '.join(cmd.argv[:3])} timed out"))
         return results
 
-    def probe(self, cmd: Command) -> Result:
+    def stream(self, cmd: Command, consume: Callable[[IO[bytes]], T], timeout: float = 300.0) -> tuple[T, Result]:
+        """Run `cmd` with its stdout handed to `consume` as a binary stream, for output too large to hold (a
+        `docker export` tar); stderr is captured. Not announced: the caller says what it reads."""
+        self.history.append(cmd)
+        try:
+            proc = subprocess.Popen(
+                [reveal(a) for a in cmd.argv],
+                cwd=cmd.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise KitError(
+                f"{cmd.argv[0]} is not installed (needed for: {cmd.display()})",
+                cmd.install_hint or f"install {cmd.argv[0]} or run scripts/bootstrap.sh",
+            ) from None
+        with proc:
+            assert proc.stdout is not None
+            value = consume(proc.stdout)
+            proc.stdout.read()  # let the program finish writing
+            _, err = proc.communicate(timeout=timeout)
+        return value, Result(proc.returncode, "", err.decode(errors="replace"))
+
+    def probe(self, cmd: Command, timeout: float = 30.0) -> Result:
         """Run a read-only query even in dry-run mode (e.g. which builder a client offers), captured."""
         try:
             proc = subprocess.run(
@@ -298,7 +333,7 @@ class Runner:
                 text=True,
                 stdin=subprocess.DEVNULL,
                 check=False,
-                timeout=30,
+                timeout=timeout,
             )
         except (FileNotFoundError, subprocess.TimeoutExpired):
             return Result(127)

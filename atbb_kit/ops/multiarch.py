@@ -24,17 +24,40 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from atbb_kit.commands import docker as docker_cmds
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra.registry_api import RegistryError
-from atbb_kit.ops.publish import _progress_note
+from atbb_kit.core.tags import TagPlan
+from atbb_kit.infra.console import console
+from atbb_kit.infra.registry_api import Credentials, RegistryError, Repository, split_reference
+from atbb_kit.ops.publish import (
+    PUSH_STAGES,
+    Login,
+    _credentials,
+    _progress_note,
+    check_stage,
+    docker_client,
+    failure_reason,
+    plan_for_push,
+    push_floating,
+    push_order,
+    registry_login,
+    write_github,
+)
+from atbb_kit.ops.sbom import SBOM_TYPE, attach, describe_counts, generate, summarize
+
+if TYPE_CHECKING:
+    from atbb_kit.core.config import Config
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -317,3 +340,138 @@ def read_digests(values: Iterable[str], folder: str | None) -> list[str]:
     if not found:
         raise KitError("no digests given", "pass --digest sha256:... once per platform, or --digests-from FOLDER")
     return list(dict.fromkeys(found))
+
+
+# --- the tasks: `inv platforms`, `inv push --by-digest`, `inv release` ---------------------------------
+
+
+def print_platforms(cfg: Config, as_json: bool) -> None:
+    """`inv platforms`: image.platforms one a line, or the publish workflow's matrix as one JSON line."""
+    wanted = list(cfg.image.platforms)
+    if as_json:
+        data = json.dumps(matrix(wanted), separators=(",", ":"))
+        console.result(data)
+        write_github(os.environ, {"matrix": data}, "")
+    else:
+        console.result("\n".join(wanted))
+
+
+def api_login(k, action: str) -> tuple[str, Login | None, Credentials | None]:
+    """The registry login for API-only work; a token is required (the docker client's login is not ours)."""
+    registry = k.cfg.image.registry.lower()
+    login, notes = registry_login(os.environ, registry)
+    for note in notes:
+        console.say(note)
+    if login is None and not k.run.dry_run:
+        raise KitError(
+            f"{action} goes through the registry's API, which needs a token",
+            "set ATBB_REGISTRY_TOKEN and ATBB_REGISTRY_USER (in GitHub Actions GITHUB_TOKEN is used for ghcr.io)",
+        )
+    return registry, login, _credentials(login)
+
+
+def push_by_digest(k, plan: TagPlan, image: str | None, digest_file: str | None, sbom: bool = True) -> str | None:
+    """Push the local image without a tag through the registry's API; print and record its digest."""
+    run, cfg = k.run, k.cfg
+    _, _, credentials = api_login(k, "pushing by digest")
+    docker = docker_client()
+    source = image or plan.primary
+    host, path, _ = split_reference(plan.primary)
+    repository = f"{host}/{path}"
+    found = run.probe(docker_cmds.docker_image_platform(docker, source))
+    if not found.ok:
+        fix = "check --image" if image else "run `inv image` first (it builds and tags it)"
+        problem = KitError(f"no local image {source} ({failure_reason(found.stderr)})", fix)
+        if not run.dry_run:
+            raise problem
+        console.say(f"note: a real push would stop here: {problem}")
+        platform = "?"
+    else:
+        platform = normalize_platform(found.stdout.strip())
+        wanted = [normalize_platform(p) for p in cfg.image.platforms]
+        if platform not in wanted:
+            raise KitError(
+                f"{source} is a {platform} image, and image.platforms is {', '.join(cfg.image.platforms)}",
+                "build it for one of those platforms, or add the platform to image.platforms",
+            )
+    console.say(
+        f"==> pushing {source} ({platform}) to {repository} by digest, without a tag"
+        + (" (dry run)" if run.dry_run else "")
+    )
+    if run.dry_run:
+        run.run(docker_cmds.docker_save(docker, source, "<tmp>/image.tar"), check=False)
+        console.say(f"dry run: would upload its layers and config and PUT its manifest to {repository} by digest")
+        return None
+    store = Repository(host, path, credentials=credentials)
+    with tempfile.TemporaryDirectory(prefix="atbb-push-") as tmp:
+        archive = Path(tmp) / "image.tar"
+        run.run(docker_cmds.docker_save(docker, source, str(archive)))
+        config, layers = image_from_archive(archive, Path(tmp) / "blobs")
+        archive.unlink()
+        saved = platform_of(json.loads(config))
+        digest, sent = push_image(store, config, layers, console.say)
+        manifest_size = len(manifest_for(config, layers))
+    console.say(f"pushed {repository}@{digest} ({normalize_platform(saved)}, {sent} bytes uploaded)")
+    sbom_line = ""
+    if sbom:
+        sbom_line = attach_sbom(k, store, docker, source, plan.labels, platform, digest, manifest_size)
+    if digest_file:
+        target = Path(digest_file)
+        if target.is_dir() or digest_file.endswith("/"):
+            target = target / slug(platform)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(digest + "\n")
+    summary = f"### Pushed `{repository}` for {platform} by digest\n\n`{digest}` (no tag; `inv release` adds them)\n"
+    summary += sbom_line
+    outputs = {"digest": digest, "platform": platform, "slug": slug(platform), "repository": repository}
+    write_github(os.environ, outputs, summary)
+    console.result(digest)
+    return digest
+
+
+def attach_sbom(k, store, docker: str, source: str, labels, platform: str, digest: str, size: int) -> str:
+    """Generate the image's CycloneDX SBOM, keep it in build/sbom/, attach it to `digest`; a summary line."""
+    document = generate(k.run, docker, source, labels).encode()
+    out = k.cfg.root() / "build" / "sbom" / f"{slug(platform)}.cdx.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(document)
+    counts = describe_counts(summarize(document))
+    created = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    subject = {"mediaType": OCI_MANIFEST, "digest": digest, "size": size}
+    ref, how = attach(store, subject, SBOM_TYPE, document, {"org.opencontainers.image.created": created})
+    console.say(f"sbom: {counts}, CycloneDX, attached as {ref[:19]}… through the {how}; a copy in {out}")
+    return f"\nSBOM (CycloneDX): {counts}, attached to the image (`{ref[:19]}…`)\n"
+
+
+def release(k, digests: Sequence[str], digests_from: str | None, only: str | None) -> None:
+    """`inv release`: the multi-platform index from per-platform digests, tagged (immutable first, latest last)."""
+    check_stage(only)
+    stages = PUSH_STAGES if only is None else (only,)
+    plan = plan_for_push(k.cfg)
+    registry, login, credentials = api_login(k, "creating the image index")
+    index_digest = None
+    if "immutable" in stages:
+        found = read_digests(digests, digests_from)
+        host, path, _ = split_reference(plan.primary)
+        store = Repository(host, path, credentials=credentials)
+        repository = f"{host}/{path}"
+        entries = [describe(store, d, repository) for d in found]
+        check_platforms(entries, list(k.cfg.image.platforms), repository)
+        order = list(k.cfg.image.platforms)
+        entries.sort(key=lambda e: [x.removesuffix("/v8") for x in order].index(e.platform))
+        for e in entries:
+            console.say(f"{e.platform}: {repository}@{e.digest}")
+        body = index_for(entries, plan.labels)
+        refs = [r for r in push_order(plan) if r.rsplit(":", 1)[1] not in plan.floating]
+        console.say(f"==> pushing the {len(entries)}-platform index to {registry} as {len(refs)} tag(s)")
+        index_digest = put_index(store, body, refs, progress=console.say)
+        rows = "\n".join(f"| `{e.platform}` | `{e.digest[:19]}…` |" for e in entries)
+        summary = (
+            f"### Released `{plan.repository}`\n\nIndex `{index_digest}`\n\n| Platform | Digest |\n"
+            f"| --- | --- |\n{rows}\n"
+        )
+        write_github(os.environ, {"digest": index_digest, "repository": repository}, summary)
+    if "floating" in stages:
+        push_floating(k, plan, registry, login)
+    if index_digest:
+        console.result(index_digest)

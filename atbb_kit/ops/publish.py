@@ -1,6 +1,6 @@
 """Publishing the built image: credentials, push order, registry checks and GitHub outputs.
 
-Used by `inv tags` and `inv push` (atbb_kit/tasks/publish.py).
+`inv tags` and `inv push` (atbb_kit/tasks/publish.py) call `print_tags` and `push` here.
 
 `inv tags` prints one full image reference per line on stdout and nothing else there, so scripts can
 read it (`for ref in $(inv tags)`); notes go to stderr. `inv push` prints only the pushed manifest digest
@@ -38,20 +38,38 @@ Decisions:
 
 from __future__ import annotations
 
+import json
+import os
 import re
-import sys
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from atbb_kit.commands import docker as commands
+from atbb_kit.commands.base import Secret
+from atbb_kit.core import flags
+from atbb_kit.core.errors import ConfigError, EngineUnavailable, KitError
+from atbb_kit.core.tags import TagPlan, format_for_github, github_output_lines, sanitize_tag
+from atbb_kit.infra.checkout import plan_for, run_git
+from atbb_kit.infra.console import console
+from atbb_kit.infra.registry_api import (
+    Credentials,
+    RegistryError,
+    Repository,
+    is_loopback,
+    manifest_digest,
+    split_reference,
+)
+from atbb_kit.infra.runner import Result, Runner
+
 if TYPE_CHECKING:
     import semver
 
-    from atbb_kit.commands.base import Secret
-    from atbb_kit.core.tags import TagPlan
-    from atbb_kit.infra.runner import Runner
+    from atbb_kit.core.config import Config
 
 LATEST = "latest"
 # Registries GITHUB_TOKEN may be sent to (plus loopback addresses, for local and CI test registries).
@@ -72,10 +90,6 @@ _UNREACHABLE = (
 # ... and these that the registry answered no. Whole words only: a port like :40123 must not read as 401.
 _REFUSED = re.compile(r"\b(unauthorized|authentication required|incorrect username or password|status: 401)\b")
 _DENIED = re.compile(r"\b(denied|forbidden|status: 403)\b")
-
-
-def stderr_line(*parts: object) -> None:
-    print(*parts, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -105,10 +119,6 @@ class Login:
 
 def registry_login(environ: Mapping[str, str], registry: str) -> tuple[Login | None, list[str]]:
     """The login to perform (None: rely on the docker client's existing login) and notes for stderr."""
-    from atbb_kit.commands.base import Secret
-    from atbb_kit.core.errors import KitError
-    from atbb_kit.infra.registry_api import is_loopback
-
     notes: list[str] = []
     token_var = next((v for v in ("ATBB_REGISTRY_TOKEN", "GITHUB_TOKEN") if environ.get(v, "").strip()), None)
     from_github = token_var == "GITHUB_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -174,12 +184,11 @@ def write_github(environ: Mapping[str, str], outputs: Mapping[str, str], summary
     """Append step outputs to $GITHUB_OUTPUT and a summary to $GITHUB_STEP_SUMMARY (Actions only)."""
     if environ.get("GITHUB_ACTIONS") != "true":
         return
-    from atbb_kit.core.tags import github_output_lines
 
     for var, text in (("GITHUB_OUTPUT", github_output_lines(outputs)), ("GITHUB_STEP_SUMMARY", summary)):
         path = environ.get(var, "")
         if not path:
-            stderr_line(f"warning: GITHUB_ACTIONS=true but {var} is not set; step outputs not written")
+            console.warn(f"GITHUB_ACTIONS=true but {var} is not set; step outputs not written")
             continue
         with Path(path).open("a", encoding="utf-8") as fh:
             fh.write(text)
@@ -199,15 +208,12 @@ def publish(
     registry: str,
     config_dir: Path | None,
     registry_digest: DigestQuery,
-    progress: Callable[[str], None] = stderr_line,
+    progress: Callable[[str], None] = console.say,
 ) -> str | None:
     """Push `refs` in order and check each against the registry; return the digest they all share.
 
     Stops at the first failure, so nothing after it (above all `latest`) is pushed.
     """
-    from atbb_kit.commands import docker as commands
-    from atbb_kit.infra.registry_api import RegistryError
-
     expected: str | None = None
     total = len(refs)
     for i, ref in enumerate(refs, start=1):
@@ -266,8 +272,6 @@ def private_docker_config(enabled: bool):
     if not enabled:
         yield None
         return
-    import shutil
-    import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="atbb-docker-"))
     try:
@@ -281,8 +285,6 @@ def docker_client() -> str:
 
     Any client version can log in and push; no builder is needed, so no probing (detect_cli) either.
     """
-    import shutil
-
     return shutil.which("docker") or ("/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker")
 
 
@@ -306,8 +308,6 @@ def ghcr_refusal(output: str, ref: str) -> tuple[str, str] | None:
       package exists (made by hand, another repository, or an earlier upload with another token) and
       this repository is not among those with write access to it.
     """
-    from atbb_kit.infra.registry_api import split_reference
-
     try:
         _, path, _ = split_reference(ref)
     except ValueError:
@@ -336,8 +336,6 @@ def ghcr_refusal(output: str, ref: str) -> tuple[str, str] | None:
 def private_package_note(registry: str, ref: str, *, anonymous_digest: DigestQuery) -> str | None:
     """A note when nobody can pull `ref` without logging in: GHCR makes a new package private unless the
     organisation's default says otherwise, and operators then get "unauthorized" from `docker pull`."""
-    from atbb_kit.infra.registry_api import RegistryError
-
     try:
         anonymous_digest(ref)
     except RegistryError as exc:
@@ -417,15 +415,13 @@ def move_floating(
     decide: Callable[[list[str]], dict[str, str]],
     *,
     repository: str,
-    progress: Callable[[str], None] = stderr_line,
+    progress: Callable[[str], None] = console.say,
 ) -> list[FloatingResult]:
     """Point every floating tag at its target, deciding again from a fresh tag list before each move.
 
     Reading the registry right before each move is what makes a late run harmless: a higher version
     published by another run since this one checked out is in the list, and wins.
     """
-    from atbb_kit.infra.registry_api import RegistryError
-
     results: list[FloatingResult] = []
     # (tag, target) pairs handled: a tag whose target changed since (a higher build appeared) comes again.
     done: set[tuple[str, str]] = set()
@@ -522,3 +518,215 @@ def main_is_newer_than(git: GitRun, main_commit: str) -> Callable[[str], bool]:
         return False
 
     return check
+
+
+# --- the tasks: `inv tags`, `inv push` -------------------------------------------------------------------
+
+PUSH_STAGES = ("immutable", "floating")
+
+
+def print_tags(cfg: Config, as_json: bool) -> None:
+    """`inv tags`: the references on stdout (one a line, or one JSON object); warnings and notes on stderr."""
+    plan = plan_for(cfg)
+    for warning in plan.warnings:
+        console.warn(warning)
+    if not plan.publishable:
+        console.say(f"note: not publishable: {plan.reason}")
+    if as_json:
+        data = {
+            "tags": list(plan.refs),
+            "version": plan.version,
+            "labels": dict(plan.labels),
+            "publishable": plan.publishable,
+            "reason": plan.reason,
+            "repository": plan.repository,
+            "floating": [r for r in plan.refs if r.rsplit(":", 1)[1] in plan.floating],
+            "warnings": list(plan.warnings),
+        }
+        console.result(json.dumps(data, indent=2))
+    else:
+        console.result("\n".join(plan.refs))
+    outputs, summary = format_for_github(plan)
+    write_github(os.environ, outputs, summary)
+
+
+def check_stage(only: str | None) -> None:
+    """`--only` of `inv push` and `inv release`: one of PUSH_STAGES, or None for both."""
+    if only not in (None, *PUSH_STAGES):
+        raise ConfigError(f"--only {only}: expected immutable or floating", "drop --only to run both stages")
+
+
+def check_push_flags(image: str | None, only: str | None, by_digest: bool, digest_file: str | None) -> None:
+    """`inv push`'s flags, refused before anything runs."""
+    check_stage(only)
+    flags.image_ref("image", image)
+    if digest_file and not by_digest:
+        raise ConfigError("--digest-file needs --by-digest", "add --by-digest")
+    if by_digest and only:
+        raise ConfigError("--by-digest pushes no tags, so --only does not apply", "drop --only")
+
+
+def push(k, image: str | None, only: str | None) -> None:
+    """`inv push` (tags): the immutable stage, then the floating one; the digest on stdout."""
+    stages = PUSH_STAGES if only is None else (only,)
+    run = k.run
+    plan = plan_for_push(k.cfg)
+    registry = k.cfg.image.registry.lower()
+    login, notes = registry_login(os.environ, registry)
+    for note in notes:
+        console.say(note)
+    if "floating" in stages and login is None and not run.dry_run:
+        raise KitError(
+            "moving the floating tags (1.2, 1, latest) goes through the registry's API, which needs a token",
+            "set ATBB_REGISTRY_TOKEN and ATBB_REGISTRY_USER (in GitHub Actions GITHUB_TOKEN is used for ghcr.io)",
+        )
+    digest = None
+    if "immutable" in stages:
+        digest = push_immutable(k, plan, registry, login, image)
+    if "floating" in stages:
+        push_floating(k, plan, registry, login)
+    if digest is not None:
+        console.result(digest)
+
+
+def plan_for_push(cfg: Config) -> TagPlan:
+    plan = plan_for(cfg)
+    plan.require_publishable()
+    for warning in plan.warnings:
+        console.warn(warning)
+    return plan
+
+
+def _credentials(login: Login | None) -> Credentials | None:
+    return Credentials(login.user, login.token.reveal()) if login else None
+
+
+def _local_image_problem(found: Result, docker: str, source: str, image: str | None) -> KitError:
+    """Why `docker image inspect` of the image to push failed, as the error a real push stops with."""
+    stderr = found.stderr.lower()
+    if found.returncode == 127:
+        return EngineUnavailable(f"no docker client found ({docker})", commands.DOCKER_HINT)
+    if "no such image" in stderr:
+        fix = "check --image" if image else "run `inv image` first (it builds and tags it)"
+        return KitError(f"no local image {source}", fix)
+    if "cannot connect" in stderr or "daemon running" in stderr:
+        return EngineUnavailable(
+            "no Docker engine answers",
+            "start the engine (sudo systemctl start docker, or scripts/ensure-docker.sh)",
+        )
+    return KitError(f"cannot inspect the local image {source} ({failure_reason(found.stderr)})")
+
+
+def _login_error(registry: str, login: Login, result: Result) -> RegistryError:
+    """A failed `docker login`, classified: unreachable, refused, or anything else."""
+    reason = failure_reason(result.stderr + "\n" + result.stdout)
+    if is_unreachable(reason):
+        return RegistryError(
+            f"registry {registry} is not reachable ({reason})",
+            "check image.registry (ATBB_IMAGE_REGISTRY) and that the registry is up",
+        )
+    if reason in ("unauthorized", "denied"):
+        return RegistryError(f"registry {registry} refused the login ({reason})", login.hint)
+    return RegistryError(f"docker login {registry} failed ({reason})", login.hint)
+
+
+def push_immutable(k, plan: TagPlan, registry: str, login: Login | None, image: str | None) -> str | None:
+    """`docker push` of the tags that never move, each checked in the registry; the digest they share."""
+    run = k.run
+    platforms = k.cfg.image.platforms
+    if len(platforms) > 1 and not image:
+        # buildx cannot load a multi-platform image into the engine, so there is nothing local to push.
+        raise KitError(
+            f"image.platforms lists {len(platforms)} platforms; a multi-platform image exists only in the "
+            "buildx cache and cannot be pushed from the local engine",
+            "push each platform's image with `inv push --by-digest` and join them with `inv release`",
+        )
+    docker = docker_client()
+    source = image or plan.primary
+
+    found = run.probe(commands.docker_image_id(docker, source))
+    if not found.ok:
+        problem = _local_image_problem(found, docker, source, image)
+        if not run.dry_run:
+            raise problem
+        console.say(f"note: a real push would stop here: {problem}")
+
+    refs = [r for r in push_order(plan) if r.rsplit(":", 1)[1] not in plan.floating]
+    console.say(f"==> pushing {source} as {len(refs)} tag(s) to {registry}" + (" (dry run)" if run.dry_run else ""))
+    credentials = _credentials(login)
+    fallback_noted = False
+
+    def registry_digest(ref: str) -> str | None:
+        nonlocal fallback_noted
+        host, repository, tag = split_reference(ref)
+        try:
+            return manifest_digest(host, repository, tag, credentials=credentials)
+        except RegistryError as exc:
+            # Without our own credentials the API may refuse us although the docker client's stored
+            # login could push: then the digest docker push reported (from the registry) must do.
+            if credentials is not None or "refused" not in exc.what:
+                raise
+            if not fallback_noted:
+                console.say(f"note: {exc.what}; trusting the digests `docker push` reports (set ATBB_REGISTRY_TOKEN)")
+                fallback_noted = True
+            return None
+
+    with private_docker_config(login is not None) as config_dir:
+        if login is not None:
+            cmd = commands.docker_login(docker, registry, login.user, login.token, config_dir=config_dir)
+            res = run.run(cmd, check=False, capture=True)
+            if not res.ok:
+                raise _login_error(registry, login, res)
+        for ref in refs:
+            if ref != source:
+                run.run(commands.docker_tag(docker, source, ref))
+        digest = publish(run, docker, refs, registry=registry, config_dir=config_dir, registry_digest=registry_digest)
+
+    if run.dry_run or digest is None:
+        console.say(f"dry run: would push {', '.join(r.rsplit(':', 1)[1] for r in refs)} in that order")
+        return None
+    if registry in GITHUB_TOKEN_REGISTRIES:
+        host, repository, tag = split_reference(refs[0])
+        note = private_package_note(
+            registry, refs[0], anonymous_digest=lambda ref: manifest_digest(host, repository, tag)
+        )
+        if note:
+            console.say(note)
+    write_github(os.environ, {"digest": digest}, github_push_summary(plan.repository, digest, refs))
+    return digest
+
+
+def push_floating(k, plan: TagPlan, registry: str, login: Login | None) -> None:
+    """Point 1.2, 1 and latest at the highest builds the registry holds (see floating_targets)."""
+    run, cfg = k.run, k.cfg
+    if run.dry_run:
+        console.say(
+            "dry run: would then point the floating tags (X.Y, X, latest) at the highest builds "
+            f"{plan.repository} holds in the registry"
+        )
+        return
+    host, path, _ = split_reference(plan.primary)
+    store = Repository(host, path, credentials=_credentials(login))
+    root = cfg.root()
+
+    def git(args):
+        (res,) = run_git(root, [args])
+        return res.ok, res.stdout
+
+    release = cfg.release
+
+    def branch_tag(sha: str) -> str:
+        return sanitize_tag(release.default_branch, suffix=sha[: release.sha_length], fallback="branch")
+
+    def decide(tags: list[str]) -> dict[str, str]:
+        newest = newest_main_build(git, release.default_branch, branch_tag, set(tags))
+        if newest is None:
+            return floating_targets(tags)
+        return floating_targets(tags, newest[0], main_is_newer_than(git, newest[1]))
+
+    console.say(f"==> pointing the floating tags of {plan.repository} at the highest published builds")
+    results = move_floating(store, decide, repository=plan.repository)
+    note = latest_note(plan.version, plan.floating, results)
+    if note:
+        console.say(note)
+    write_github(os.environ, {}, github_floating_summary(plan.repository, results))

@@ -24,18 +24,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-import subprocess
-import sys
 import tarfile
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Protocol
 
 from packageurl import PackageURL
 
+from atbb_kit.commands import docker as docker_cmds
 from atbb_kit.core.errors import KitError
+from atbb_kit.infra.checkout import plan_for
+from atbb_kit.infra.console import console
+from atbb_kit.infra.runner import Runner
+from atbb_kit.ops.publish import docker_client, write_github
 
 SBOM_TYPE = "application/vnd.cyclonedx+json"
 EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
@@ -195,28 +200,23 @@ def describe_counts(counts: Mapping[str, int]) -> str:
     return f"{counts.get('components', 0)} components" + (f" ({', '.join(parts)})" if parts else "")
 
 
-def generate(docker: str, image: str, labels: Mapping[str, str] | None = None) -> str:
+def generate(run: Runner, docker: str, image: str, labels: Mapping[str, str] | None = None) -> str:
     """The CycloneDX JSON of a local image: `docker create` (never started), `docker export`, scan, remove."""
     name = f"atbb-sbom-{uuid.uuid4().hex[:12]}"
-    created = subprocess.run(
-        [docker, "create", "--name", name, image, "true"], capture_output=True, text=True, check=False, timeout=120
+    created = run.run(
+        docker_cmds.docker_create(docker, name, image, "true"), check=False, capture=True, quiet=True, timeout=120
     )
-    if created.returncode != 0:
+    if not created.ok:
         raise KitError(f"cannot read the image {image} ({created.stderr.strip()[-200:]})", "build it with `inv image`")
     try:
-        with subprocess.Popen([docker, "export", name], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-            assert proc.stdout is not None
-            inv = scan(proc.stdout)
-            proc.stdout.read()  # let export finish
-            _, err = proc.communicate(timeout=300)
-            if proc.returncode != 0:
-                raise KitError(f"docker export of {image} failed ({err.decode(errors='replace').strip()[-200:]})")
+        inv, exported = run.stream(docker_cmds.docker_export(docker, name), scan, timeout=300)
+        if not exported.ok:
+            raise KitError(f"docker export of {image} failed ({exported.stderr.strip()[-200:]})")
     finally:
-        subprocess.run([docker, "rm", "--force", name], capture_output=True, check=False, timeout=60)
+        run.run(docker_cmds.docker_remove(docker, name), check=False, capture=True, quiet=True, timeout=60)
     if not inv.os_packages and not inv.npm:
         # Honest rather than fatal: an image built FROM scratch has nothing to list.
-        print(f"warning: found neither OS packages nor Node packages in {image}; its SBOM lists none",
-              file=sys.stderr, flush=True)  # fmt: skip
+        console.warn(f"found neither OS packages nor Node packages in {image}; its SBOM lists none")
     return to_cyclonedx(inv, image, labels)
 
 
@@ -306,3 +306,16 @@ def sbom_of(store: ReferrerStore, digest: str, blob) -> tuple[bytes, str] | None
 
 def components(document: bytes) -> Iterable[dict]:
     return json.loads(document).get("components") or []
+
+
+def write_sbom(k, image: str | None, output: str | None) -> None:
+    """`inv sbom`: the image's CycloneDX document in a file, and its counts on stdout."""
+    plan = plan_for(k.cfg)
+    source = image or plan.primary
+    document = generate(k.run, docker_client(), source, plan.labels)
+    out = Path(output) if output else k.cfg.root() / "build" / "sbom" / "image.cdx.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document)
+    counts = describe_counts(summarize(document))
+    console.result(f"{source}: {counts} -> {out}")
+    write_github(os.environ, {"sbom": str(out)}, f"### SBOM of `{source}`\n\n{counts} (CycloneDX, `{out}`)\n")

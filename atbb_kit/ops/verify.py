@@ -18,15 +18,19 @@ Decisions (see "inv verify" in docs/decisions.md):
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from atbb_kit.commands.base import Command
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra.registry_api import split_reference
+from atbb_kit.infra.console import console
+from atbb_kit.infra.registry_api import Repository, split_reference
+from atbb_kit.infra.runner import Runner
 from atbb_kit.ops.multiarch import normalize_platform, platform_of
+from atbb_kit.ops.publish import _credentials, registry_login
 from atbb_kit.ops.sbom import describe_counts, find_referrers, sbom_of, summarize
 
 OCI_INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -168,8 +172,8 @@ def check_provenance(
         return
 
     def default_run(argv: Sequence[str]) -> tuple[int, str]:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=300, check=False)
-        return proc.returncode, (proc.stderr or proc.stdout).strip()
+        res = Runner(echo=False).probe(Command(tuple(argv)), timeout=300)
+        return res.returncode, (res.stderr or res.stdout).strip()
 
     code, output = (run or default_run)(commands[tool])
     last = output.splitlines()[-1][:200] if output.strip() else f"exit {code}"
@@ -177,3 +181,25 @@ def check_provenance(
         report.provenance, report.provenance_ok = f"verified with {tool}: built by {repo}/{WORKFLOW}", True
     else:
         report.provenance, report.provenance_ok = f"NOT verified with {tool} ({last})", False
+
+
+def verify_ref(ref: str, repo: str | None, require_provenance: bool) -> None:
+    """`inv verify REF`: the report on stdout; a KitError when the image does not check out."""
+    registry, repository, _ = split_ref(ref)
+    login, notes = registry_login(os.environ, registry.lower())
+    for note in notes:
+        console.say(note)
+    store = Repository(registry, repository, credentials=_credentials(login))
+    report = inspect(store, ref)
+    labelled = source_repo(report.platforms[0].labels) if report.platforms else None
+    if repo and labelled and labelled.lower() != repo.lower():
+        report.problems.append(f"the image says it comes from {labelled}, not {repo}")
+    check_provenance(report, f"{registry}/{repository}@{report.digest}", repo or labelled)
+    for line in report.lines():
+        console.result(line)
+    if report.problems:
+        raise KitError(f"{ref} does not check out: {report.problems[0]}", "do not deploy it; ask its publisher")
+    if report.provenance_ok is False:
+        raise KitError(f"{ref}: provenance {report.provenance}", "do not deploy it; ask its publisher")
+    if report.provenance_ok is None and require_provenance:
+        raise KitError(f"{ref}: provenance {report.provenance}", "install gh or cosign, or drop --require-provenance")
