@@ -25,6 +25,8 @@ PACKAGE = ROOT / "atbb_kit"
 # inside a function.
 HEAVY = frozenset(
     {"pydantic", "docker", "rich", "requests", "yaml", "dotenv", "semver", "cyclonedx", "playwright", "matplotlib"}
+    # Optional: installed with the test extra only, for `inv helm`'s schema checks (slow to import, too).
+    | {"jsonschema", "kubernetes_validate"}
 )
 # Task modules are imported by `inv --list`; these kit modules pull the heavy libraries in, so a task
 # imports them in its body, never at the top of the module.
