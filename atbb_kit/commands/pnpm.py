@@ -14,6 +14,9 @@ from atbb_kit.commands.base import Command, argv
 PNPM_HINT = "install pnpm (npm i -g pnpm@<node.pnpm from atbb.yaml>) or run scripts/bootstrap.sh"
 
 SUITES = ("unit", "integration", "e2e", "all")
+# The kit suite the pull-request workflow runs (see .github/workflows/ci.yml for why only unit there);
+# `inv ci` defaults to the same so that "passes locally" means "passes in the PR".
+PR_SUITE = "unit"
 
 
 # --- the monorepo (pnpm + turbo) ------------------------------------------------------------------------

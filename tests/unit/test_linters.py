@@ -14,6 +14,7 @@ from atbb_kit.commands import lint as lint_cmds
 from atbb_kit.commands.base import Command
 from atbb_kit.core.config import load_config
 from atbb_kit.ops import lint as linters
+from atbb_kit.ops import quality as quality_ops
 from atbb_kit.tasks import quality
 from tests.conftest import ROOT
 
@@ -199,9 +200,9 @@ def test_lint_runs_everything_then_fails_naming_each_failure(fake_steps, capsys)
         quality.lint(Context())
     assert exc.value.code == 1
     out, err = capsys.readouterr()
-    # Output of a failing step is shown; a passing step's is not.
-    assert "finding one" in out
-    assert "all good" not in out
+    # Output of a failing step is shown (progress: stderr); a passing step's is not.
+    assert "finding one" in err
+    assert "all good" not in out and "all good" not in err.splitlines()  # only in the command line shown
     # One summary table with every step.
     for name in ("first", "second", "absent", "input", "drift", "crash", "clean"):
         assert name in out.split("lint", 1)[1]
@@ -214,10 +215,10 @@ def test_lint_runs_everything_then_fails_naming_each_failure(fake_steps, capsys)
 
 def test_lint_only_runs_the_named_steps(fake_steps, capsys):
     quality.lint(Context(), only="second,clean")
-    out, _ = capsys.readouterr()
-    assert "ok: second" in out
-    assert "ok: clean" in out
-    assert "first" not in out
+    out, err = capsys.readouterr()
+    assert "ok: second" in err
+    assert "ok: clean" in err
+    assert "first" not in out + err
 
 
 def test_lint_verbose_shows_passing_output(fake_steps, capfd):
@@ -229,8 +230,8 @@ def test_lint_dry_run_runs_nothing_and_passes(fake_steps, capsys):
     quality.lint(Context(), dry_run=True)
     out, err = capsys.readouterr()
     assert "would run" in err
-    assert "would fail input: missing docker/Dockerfile" in out
-    assert "finding one" not in out
+    assert "would fail input: missing docker/Dockerfile" in err
+    assert "finding one" not in out and "finding one" not in err.splitlines()  # only in the command shown
 
 
 def test_ci_keeps_going_and_names_the_failing_step(monkeypatch, kit_copy, capsys):
@@ -243,9 +244,9 @@ def test_ci_keeps_going_and_names_the_failing_step(monkeypatch, kit_copy, capsys
         ran.append(("test", suite))
         raise CommandFailed("`pnpm turbo run test` exited with code 1", "see above")
 
-    monkeypatch.setattr(quality, "_lint_or_raise", lambda k, names, verbose=False: ran.append(("lint", names)))
-    monkeypatch.setattr(quality, "_run_tests", fake_tests)
-    monkeypatch.setattr(quality, "_run_build", lambda k: ran.append(("build",)))
+    monkeypatch.setattr(quality_ops, "lint", lambda k, names, verbose=False: ran.append(("lint", names)))
+    monkeypatch.setattr(quality_ops, "run_tests", fake_tests)
+    monkeypatch.setattr(quality_ops, "run_build", lambda k: ran.append(("build",)))
     with pytest.raises(Exit) as exc:
         quality.ci(Context(), lint_only="monorepo")
     assert exc.value.code == 1
@@ -261,7 +262,7 @@ def test_ci_keeps_going_and_names_the_failing_step(monkeypatch, kit_copy, capsys
 
 def test_ci_rejects_bad_flags_before_running_anything(monkeypatch, kit_copy, capsys):
     monkeypatch.chdir(kit_copy)
-    monkeypatch.setattr(quality, "_lint_or_raise", lambda *a, **k: pytest.fail("lint ran"))
+    monkeypatch.setattr(quality_ops, "lint", lambda *a, **k: pytest.fail("lint ran"))
     with pytest.raises(Exit) as exc:
         quality.ci(Context(), lint_only="flake8")
     assert exc.value.code == 2

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from atbb_kit.commands.pnpm import PR_SUITE
 from atbb_kit.core.config import load_config
 from atbb_kit.tasks import namespace
-from atbb_kit.tasks.quality import PR_SUITE
 from tests.conftest import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
