@@ -16,15 +16,24 @@ it prints (`[n/N] title: ok in X s`) as they come, and compares the latencies in
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
+import os
 import re
+import secrets
+import socket
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from atbb_kit.core.paths import KIT_ROOT
+from atbb_kit.infra.console import Column, console
 
 
 @dataclass(frozen=True)
@@ -266,3 +275,83 @@ def measure(
 def save(figures: Figures, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(figures), indent=2) + "\n", encoding="utf-8")
+
+
+# --- the script: `python -m atbb_kit.ops.bench_upgrade --from IMAGE --to IMAGE` ------------------------
+
+
+def _inv(*args: str, env: dict[str, str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """A throwaway Compose stack of the example at --from, the steady state, `inv upgrade --to` under load,
+    the figures as a table and as JSON (build/bench/upgrade.json), the stack removed."""
+    parser = argparse.ArgumentParser(prog="python -m atbb_kit.ops.bench_upgrade", description=main.__doc__)
+    parser.add_argument("--from", dest="old", required=True, help="the image the stack starts with")
+    parser.add_argument("--to", dest="new", required=True, help="the image `inv upgrade` switches to")
+    parser.add_argument("--steady", type=float, default=15.0, help="seconds of steady state first (default 15)")
+    parser.add_argument("--rate", type=float, default=60.0, help="requests a second in all (default 60)")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--smoke", action="store_true", help="let inv upgrade smoke-test the image (slower)")
+    parser.add_argument("--output", type=Path, default=KIT_ROOT / "build" / "bench" / "upgrade.json")
+    args = parser.parse_args(argv)
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    project = f"atbbbenchup{secrets.token_hex(4)}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATBB_")}
+    images_env = KIT_ROOT / "build" / "test-images.env"
+    if images_env.is_file():
+        for line in images_env.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                env[key.strip()] = value.strip()
+    env.update({"ATBB_COMPOSE_PROJECT": project, "ATBB_COMPOSE_HOST_PORT": str(port)})
+    with tempfile.TemporaryDirectory(prefix="atbb-bench-upgrade-") as tmp:
+        work = Path(tmp)
+        env_file = work / "atbb.env"
+        password = secrets.token_hex(16)
+        env_file.write_text(
+            f"DATABASE_URL=postgres://atbb:{password}@postgres:5432/atbb\n"
+            "FORUM_DID=did:plc:benchbenchbenchbenchbenc\nPDS_URL=https://pds.example.test\n"
+            f"OAUTH_PUBLIC_URL=http://localhost:{port}\nSESSION_SECRET={secrets.token_hex(32)}\n"
+            f"POSTGRES_USER=atbb\nPOSTGRES_PASSWORD={password}\nPOSTGRES_DB=atbb\n"
+        )
+        env_file.chmod(0o600)
+        console.say(f"==> stack {project} at {args.old} on port {port}")
+        try:
+            up = _inv("compose-up", "--env-file", str(env_file), "--image", args.old, env=env, cwd=KIT_ROOT)
+            if up.returncode:
+                console.error(f"inv compose-up failed: {up.stderr.strip()[-500:]}")
+                return 1
+            upgrade = [
+                *(sys.executable, "-m", "invoke", "upgrade", "--image", args.new, "--env-file", str(env_file)),
+                *("--backup-dir", str(work / "backups")),
+                *(() if args.smoke else ("--no-smoke",)),
+            ]
+            console.say(f"==> {args.steady:g} s steady state, then inv upgrade to {args.new}, {args.rate:g} req/s")
+            figures = measure(
+                port,
+                ("/", "/api/health"),
+                upgrade,
+                env=env,
+                cwd=KIT_ROOT,
+                steady_seconds=args.steady,
+                connections=args.connections,
+                rate=args.rate,
+            )
+        finally:
+            _inv("compose-down", "--env-file", str(env_file), "--volumes", env=env, cwd=KIT_ROOT, timeout=300)
+    console.table("inv upgrade under load", [Column("figure"), Column("value", justify="right")], figures.rows())
+    console.say(f"steady state: {figures.steady}")
+    save(figures, args.output)
+    console.say(f"==> figures written to {args.output}")
+    return 0 if figures.returncode == 0 and not figures.failed and not figures.socket_errors else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
