@@ -20,6 +20,7 @@ Decisions (docs/decisions.md, issue 20):
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -225,8 +226,6 @@ def render_values(cfg) -> str:
 
 
 def _prefix_pattern(prefixes: list[str]) -> str:
-    import re
-
     return "^(" + "|".join(re.escape(p) for p in prefixes) + ")"
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from atbb_kit.commands import swarm as cmds
 from atbb_kit.core import safe_yaml
 from atbb_kit.core.errors import CommandFailed, ConfigError, KitError
+from atbb_kit.infra import envfile
 from atbb_kit.infra.console import console
 
 STACK_FILE = "docker-stack.example.yml"
@@ -100,8 +101,6 @@ def conf_hash(path: Path) -> str:
 def check_env_file(path: Path, required: tuple[str, ...]) -> None:
     """The env file the stack hands to the app: present, without the values the stack gives as secrets,
     with every other required variable."""
-    from atbb_kit.infra import envfile
-
     if not path.is_file():
         raise KitError(
             f"no env file at {path}",

@@ -5,9 +5,11 @@ The decisions behind them are documented in atbb_kit/ops/swarm.py and atbb_kit/o
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from atbb_kit.core import flags
+from atbb_kit.core.errors import ConfigError
 from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
 
 STACK_HELP = "The stack file (default docker-stack.example.yml next to atbb.yaml)."
@@ -33,10 +35,6 @@ def _common(k, stack_file, stack, image, timeout):
 
 
 def _check_stack_name(name: str) -> None:
-    import re
-
-    from atbb_kit.core.errors import ConfigError
-
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name):
         raise ConfigError(f"--stack {name!r}: expected lower-case letters, digits, _ and -", "pick a plain name")
 
@@ -100,7 +98,6 @@ def swarm_migrate(c, stack=None, image=None, timeout=None, dry_run=False):
 )
 def helm(c, check=False, values=None, output=None):
     """Generate the Helm chart's values from atbb.yaml; check, render and schema-validate the chart offline."""
-    from atbb_kit.core.errors import ConfigError
     from atbb_kit.infra.console import console
     from atbb_kit.ops import helm as ops
 

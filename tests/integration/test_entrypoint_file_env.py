@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_entrypoint import env, events, shell, start, started, wait_for  # noqa: F401 (fixtures)
+from tests.integration import test_entrypoint as base
+from tests.integration.test_entrypoint import events, start, started, wait_for
+
+# The fixtures of test_entrypoint.py (fake node and nginx on PATH, the kit's spec; each shell in turn).
+env = base.env
+shell = base.shell
 
 
 def secret(tmp_path: Path, name: str, text: str) -> str:
