@@ -215,6 +215,7 @@ class Figures:
     switch_longest_ms: float
     switch_p99_ms: float
     ratio_p99: float
+    total: int
     failed: int
     socket_errors: int
     returncode: int
@@ -227,6 +228,7 @@ class Figures:
             ["switch window: requests", str(self.switch_requests)],
             ["switch window: p99 / longest", f"{self.switch_p99_ms:.1f} ms / {self.switch_longest_ms:.1f} ms"],
             ["switch p99 / steady p99", f"{self.ratio_p99:.2f}x (target <= 2x)"],
+            ["requests in all", str(self.total)],
             ["failed requests / socket errors", f"{self.failed} / {self.socket_errors}"],
         ]
         return rows
@@ -266,6 +268,7 @@ def measure(
         switch_longest_ms=window.longest() * 1000,
         switch_p99_ms=window.p99() * 1000,
         ratio_p99=(window.p99() / steady_p99) if steady_p99 else 0.0,
+        total=result.total,
         failed=len(result.failed),
         socket_errors=len(result.errors),
         returncode=run.returncode,
