@@ -92,3 +92,53 @@ def test_the_kit_hands_compose_the_postgres_values_of_the_env_file_wherever_it_l
     assert "POSTGRES_PASSWORD" not in compose_env("atbb:t", 8080, tmp_path / "absent.env", "pg")
     (tmp_path / "binary.env").write_bytes(b"\xff\xfe")
     assert "POSTGRES_PASSWORD" not in compose_env("atbb:t", 8080, tmp_path / "binary.env", "pg")
+
+
+# --- the edge (issue 17): the one service on the host port, nginx from the same image ---------------------
+
+
+def test_the_edge_publishes_the_host_port_and_atbb_does_not():
+    assert "ports" not in SERVICES["atbb"], "a second atbb container (inv upgrade) would fight over the port"
+    assert SERVICES["edge"]["ports"] == ["${ATBB_HOST_PORT:-8080}:80"]
+    assert SERVICES["edge"]["image"] == SERVICES["atbb"]["image"], "no third-party image to trust or update"
+
+
+def test_the_edge_is_as_locked_down_as_the_app():
+    edge = SERVICES["edge"]
+    assert edge["read_only"] is True and edge["tmpfs"] == ["/tmp"] and edge["cap_drop"] == ["ALL"]
+    assert "env_file" not in edge and "environment" not in edge, "the edge needs none of the app's secrets"
+    assert edge["restart"] == "unless-stopped"
+
+
+def edge_script(root: str) -> str:
+    """The edge's start script as Compose hands it to the shell ($$ -> $), with its folder moved to `root`
+    and nginx asked to test the configuration instead of running it."""
+    script = SERVICES["edge"]["command"][0].replace("$$", "$").replace("/tmp/edge", root)
+    assert "exec nginx -e stderr -c " in script
+    return script.replace("exec nginx -e stderr -c ", "nginx -t -q -e stderr -c ")
+
+
+def test_real_nginx_accepts_the_edge_configuration_and_the_kits_rewrite_of_it(tmp_path):
+    """The configuration the Compose file writes, then the upstream file `inv upgrade` writes, both pass
+    nginx -t with the host's nginx (the image's is the same distribution package)."""
+    from atbb_kit.commands import upgrade as cmds
+
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("nginx is not installed (CI=true: run scripts/bootstrap.sh)")
+        pytest.skip("nginx is not installed")
+    root = str(tmp_path / "edge")
+    env = {**os.environ, "PATH": f"{os.path.dirname(nginx)}:{os.environ.get('PATH', '')}"}
+    first = subprocess.run(["sh", "-c", edge_script(root)], capture_output=True, text=True, env=env, check=False)
+    assert first.returncode == 0, first.stderr
+    upstream = (tmp_path / "edge" / "upstream.conf").read_text()
+    assert 'default "atbb";' in upstream and 'default "";' in upstream
+    # The kit's rewrite (point_edge's script) with nginx -s reload left out: no master runs here.
+    rewrite = cmds.EDGE_SCRIPT.replace("/tmp/edge", root).split("; nginx -e stderr")[0]
+    second = subprocess.run(
+        ["sh", "-c", rewrite, "sh", "atbb_atbb_3", "e2e-1.1.0-3"], capture_output=True, text=True, env=env, check=False
+    )
+    assert second.returncode == 0, second.stderr
+    upstream = (tmp_path / "edge" / "upstream.conf").read_text()
+    assert 'default "atbb_atbb_3";' in upstream and 'default "e2e-1.1.0-3";' in upstream
