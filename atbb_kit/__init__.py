@@ -1,3 +1,4 @@
-"""atBB deployment kit: config, tags, argv builders and the executor behind the Invoke tasks."""
+"""atBB deployment kit: config, tags, argv builders and the executor behind the Invoke tasks.
 
-__version__ = "0.1.0"
+The version is the package's (pyproject.toml): importlib.metadata.version("atbb-kit").
+"""

@@ -1,4 +1,4 @@
-"""The kit's exception hierarchy. One boundary (atbb_kit.cli) turns these into `error: ...` lines."""
+"""The kit's exception hierarchy. One boundary (atbb_kit/tasks/_base.kit_task) turns these into `error: ...` lines."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ import shlex
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import semver
 
@@ -131,20 +131,6 @@ class TagPlan:
                 "not publishing: " + "; ".join(b.what for b in self.blockers),
                 "; ".join(b.fix for b in self.blockers),
             )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "repository": self.repository,
-            "tags": list(self.tags),
-            "refs": list(self.refs),
-            "version": self.version,
-            "labels": dict(self.labels),
-            "floating": sorted(self.floating),
-            "kind": self.kind,
-            "publishable": self.publishable,
-            "reason": self.reason,
-            "warnings": list(self.warnings),
-        }
 
 
 def compute(image: ImageSettings, release: ReleaseSettings, ctx: BuildContext, created: str) -> TagPlan:

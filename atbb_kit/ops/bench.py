@@ -20,14 +20,15 @@ import json
 import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from string import Template
 from typing import Any
 
-from atbb_kit.commands.base import Command
+# The argv builders of a bench run live in commands/load.py; tests/unit/test_bench.py still names them here.
+from atbb_kit.commands.load import peer_command, with_args, with_label, wrk_command  # noqa: F401
 from atbb_kit.core import nginx_conf, routing
 from atbb_kit.core.paths import KIT_ROOT
+from atbb_kit.infra.console import Column, console
 
 SCHEMA_VERSION = 1
 LABEL = "atbb.bench"
@@ -699,60 +700,6 @@ def render_peer_config(kind: str, cfg: Any, *, port: int, threads: int) -> str:
     )
 
 
-def peer_command(kind: str, pid: int, config: Path) -> Command:
-    """A peer run in the foreground inside the app container's network namespace (as wrk is)."""
-    enter = ("nsenter", f"--target={pid}", "--net", "--")
-    if kind == "haproxy":
-        return Command(
-            (*enter, "haproxy", "-db", "-f", str(config)),
-            install_hint="install HAProxy (apt-get install haproxy), or run scripts/bootstrap.sh",
-        )
-    return Command(
-        (*enter, "caddy", "run", "--config", str(config), "--adapter", "caddyfile"),
-        install_hint="install Caddy (apt-get install caddy), or run scripts/bootstrap.sh",
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Commands (data only; bench_run.py hands them to the Runner)
-
-
-def wrk_command(pid: int, url: str, *, connections: int, seconds: int, threads: int) -> Command:
-    """wrk run from the host inside the app container's network namespace.
-
-    nsenter joins only the network namespace: the host's wrk binary reaches 127.0.0.1:80 (nginx) and the
-    services' loopback ports alike, over the same loopback, in the same container, with nothing added to
-    the image and nothing exposed. It needs root (CAP_SYS_ADMIN) and a Linux engine whose container PIDs
-    the host can see.
-    """
-    return Command(
-        (
-            "nsenter",
-            f"--target={pid}",
-            "--net",
-            "--",
-            "wrk",
-            f"--threads={min(threads, connections)}",
-            f"--connections={connections}",
-            f"--duration={seconds}s",
-            "--timeout=5s",
-            "--latency",
-            url,
-        ),
-        install_hint="install wrk (apt-get install wrk) and util-linux (nsenter), or run scripts/bootstrap.sh",
-    )
-
-
-def with_label(cmd: Command, key: str, value: str) -> Command:
-    """A `docker build` Command with `--label key=value` added before its final argument (the context)."""
-    return with_args(cmd, "--label", f"{key}={value}")
-
-
-def with_args(cmd: Command, *args: str) -> Command:
-    """A `docker build` Command with `args` added before its final argument (the context)."""
-    return replace(cmd, argv=(*cmd.argv[:-1], *args, cmd.argv[-1]))
-
-
 _STEP = re.compile(r"^#(\d+) \[(?!internal\])")
 _CACHED = re.compile(r"^#(\d+) CACHED\s*$")
 
@@ -955,29 +902,23 @@ def render_markdown(doc: Mapping[str, Any], figures: Sequence[Figure], charts: M
 
 
 def print_table(doc: Mapping[str, Any], figures: Sequence[Figure]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape  # rich: kept out of `inv --list`
 
     m = doc["machine"]
-    table = Table(
-        title=f"inv bench ({doc['mode']}) — run {doc['run_id']}",
-        caption=(
-            f"{m['cores']} cores, {m['memory_bytes'] / 2**30:.0f} GiB, Docker {m['docker_server_version']}, "
-            f"base {m['base_image']['ref']}, kit {str(m['kit_git_sha'])[:12]}"
-            f"{' (dirty)' if m['kit_dirty'] else ''}, load {m['load_average_start']} → {m['load_average_end']}"
-        ),
+    caption = (
+        f"{m['cores']} cores, {m['memory_bytes'] / 2**30:.0f} GiB, Docker {m['docker_server_version']}, "
+        f"base {m['base_image']['ref']}, kit {str(m['kit_git_sha'])[:12]}"
+        f"{' (dirty)' if m['kit_dirty'] else ''}, load {m['load_average_start']} → {m['load_average_end']}"
     )
-    for col in COLUMNS:
-        table.add_column(col, justify="right" if col in ("value", "ratio") else "left", overflow="fold")
+    columns = [
+        Column(col, justify="right" if col in ("value", "ratio") else "left", markup=col == "met") for col in COLUMNS
+    ]
     style = {MET: "green", NOT_MET: "bold red", NOT_MEASURED: "yellow"}
-    for row in table_rows(figures):
-        verdict = row[-1]
-        table.add_row(*row[:-1], f"[{style[verdict]}]{verdict}[/]" if verdict in style else verdict)
-    # rich wraps at 80 columns when stdout is not a terminal (CI logs): keep rows whole there.
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=max(console.width, 160))
-    console.print(table)
+    rows = [
+        (*row[:-1], f"[{style[row[-1]]}]{row[-1]}[/]" if row[-1] in style else escape(row[-1]))
+        for row in table_rows(figures)
+    ]
+    console.table(f"inv bench ({doc['mode']}) — run {doc['run_id']}", columns, rows, caption=caption)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from atbb_kit.commands import docker as commands
 from atbb_kit.commands import pnpm
 from atbb_kit.commands.base import Command
+from atbb_kit.commands.load import peer_command, with_args, with_label, wrk_command
 from atbb_kit.core.config import load_config
 from atbb_kit.core.errors import KitError
 from atbb_kit.infra import engine
@@ -64,16 +65,12 @@ from atbb_kit.ops.bench import (
     median,
     needs_paths,
     parse_wrk,
-    peer_command,
     pick_source_file,
     proxy_figures,
     render_peer_config,
     rotation,
     settings_for,
     spec_index,
-    with_args,
-    with_label,
-    wrk_command,
 )
 from atbb_kit.ops.stack import App, Stack, StepFailed, log_tail
 

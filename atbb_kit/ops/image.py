@@ -7,6 +7,7 @@ build (it would route the old way), and the image must fit `image.size_budget_mb
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 from atbb_kit.commands import docker as commands
@@ -78,4 +79,38 @@ def build(
         raise KitError(
             f"image is {size / 1e6:.1f} MB, over image.size_budget_mb={cfg.image.size_budget_mb}",
             "trim the runtime stage, or raise image.size_budget_mb in atbb.yaml if the growth is intended",
+        )
+
+
+def pull(client, ref: str) -> None:
+    """An explicit reference that is not local is someone's image, often a published one: fetch it (with the
+    Docker SDK). Building ours under its name would test the wrong thing."""
+    from docker.errors import DockerException  # the Docker SDK: kept out of `inv --list`
+
+    console.say(f"==> {ref} is not local: pulling it")
+    try:
+        client.images.pull(ref)
+    except DockerException as exc:
+        raise KitError(
+            f"image {ref} is not local and cannot be pulled ({str(exc).splitlines()[0][-200:]})",
+            f"build it ({shlex.join(['inv', 'image', '--tag', ref])}), or check the reference and your registry login",
+        ) from None
+
+
+def build_to_test(k, ref: str) -> None:
+    """The checkout's own image is missing: build it as `inv image` does, for `inv smoke`. Over the size
+    budget the build still leaves the image behind: it is tested anyway, and the size line fails beside
+    whatever else is wrong, instead of stopping at the first problem."""
+    console.say(f"==> {ref} is not built yet: building it")
+    try:
+        build(k)
+    except KitError as exc:
+        if engine.image_size(ref) is None:
+            raise
+        console.error(str(exc))
+        console.say(f"==> the build reported a problem (above) but produced {ref}: smoke-testing it anyway")
+    if engine.image_size(ref) is None:
+        raise KitError(
+            f"the build did not load {ref} into the local engine (a multi-platform build stays in buildx)",
+            "build one platform to test it: inv image --platform linux/amd64, then inv smoke",
         )

@@ -30,18 +30,16 @@ def debug_enabled() -> bool:
 def report(exc: BaseException) -> int:
     """The one error boundary: a KitError becomes `error: <what> — <fix>`; anything else is a kit bug."""
     from atbb_kit.core.errors import KitError
+    from atbb_kit.infra.console import console
 
     if isinstance(exc, KitError):
         lines = exc.what.splitlines() or [exc.what]
         for i, line in enumerate(lines):
             tail = f" — {exc.fix}" if exc.fix and i == len(lines) - 1 else ""
-            print(f"error: {line}{tail}", file=sys.stderr, flush=True)
+            console.error(f"{line}{tail}")
         return exc.exit_code
-    print(
-        f"error: internal error ({type(exc).__name__}: {exc}) — rerun with ATBB_DEBUG=1 for the traceback "
-        "and report it",
-        file=sys.stderr,
-        flush=True,
+    console.error(
+        f"internal error ({type(exc).__name__}: {exc}) — rerun with ATBB_DEBUG=1 for the traceback and report it"
     )
     return 70
 
@@ -82,9 +80,3 @@ def kit(c: Any = None, *, dry_run: bool = False, overrides: dict[str, Any] | Non
 
     invoke_dry = bool(c is not None and getattr(getattr(c, "config", None), "run", {}).get("dry", False))
     return Kit(cfg=load_config(overrides=overrides), run=Runner(dry_run=dry_run or invoke_dry))
-
-
-def not_built_yet(name: str, issue: str) -> None:
-    from atbb_kit.core.errors import KitError
-
-    raise KitError(f"`inv {name}` is not built yet ({issue})", "follow the issue tracker; nothing was run")

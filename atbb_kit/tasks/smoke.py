@@ -2,55 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
+from pathlib import Path
 
+from atbb_kit.core import flags
+from atbb_kit.core.errors import ConfigError
 from atbb_kit.tasks._base import kit, kit_task
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _pull(client, ref: str) -> None:
-    # An explicit reference is someone's image, often a published one: fetch it. Building ours under its
-    # name would test the wrong thing.
-    from docker.errors import DockerException
-
-    from atbb_kit.core.errors import KitError
-
-    _say(f"==> {ref} is not local: pulling it")
-    try:
-        client.images.pull(ref)
-    except DockerException as exc:
-        raise KitError(
-            f"image {ref} is not local and cannot be pulled ({str(exc).splitlines()[0][-200:]})",
-            f"build it ({shlex.join(['inv', 'image', '--tag', ref])}), or check the reference and your registry login",
-        ) from None
-
-
-def _build(c, ref: str) -> None:
-    """The checkout's own image is missing: build it with `inv image`, as `inv compose-up` does."""
-    from invoke import Exit
-
-    from atbb_kit.core.errors import KitError
-    from atbb_kit.infra import engine
-    from atbb_kit.tasks.image import image as build_image
-
-    _say(f"==> {ref} is not built yet: building it")
-    try:
-        build_image.body(c)
-    except Exit:
-        # Over the size budget the build still leaves the image behind: test it anyway and let the size
-        # line fail beside whatever else is wrong, instead of stopping at the first problem.
-        if engine.image_size(ref) is None:
-            raise
-        _say(f"==> the build reported a problem (above) but produced {ref}: smoke-testing it anyway")
-    if engine.image_size(ref) is None:
-        raise KitError(
-            f"the build did not load {ref} into the local engine (a multi-platform build stays in buildx)",
-            "build one platform to test it: inv image --platform linux/amd64, then inv smoke",
-        )
 
 
 @kit_task(
@@ -66,12 +22,9 @@ def _build(c, ref: str) -> None:
 )
 def smoke(c, image=None, keep=False, timeout=None, browser=False, output=None):
     """Smoke-test the image: size, PostgreSQL, migrations twice, routes through nginx, health, clean stop."""
-    from pathlib import Path
-
-    from atbb_kit.core import flags
-    from atbb_kit.core.errors import ConfigError
     from atbb_kit.infra import engine
     from atbb_kit.infra.checkout import plan_for
+    from atbb_kit.ops import image as images
     from atbb_kit.ops.smoke import smoke as run_smoke
 
     # None default: Invoke would int() a typed number itself, outside the error boundary.
@@ -91,7 +44,7 @@ def smoke(c, image=None, keep=False, timeout=None, browser=False, output=None):
     ref = image or plan_for(k.cfg).refs[0]
     if engine.image_size(ref) is None:
         if image:
-            _pull(client, ref)
+            images.pull(client, ref)
         else:
-            _build(c, ref)
+            images.build_to_test(k, ref)
     run_smoke(client, k.cfg, ref, keep=keep, timeout=timeout, chromium=chromium, output=out)
