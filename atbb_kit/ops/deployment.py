@@ -46,7 +46,7 @@ from pathlib import Path
 from atbb_kit.commands import compose, pg
 from atbb_kit.commands import docker as docker_cmds
 from atbb_kit.commands.base import OneOff, Secret
-from atbb_kit.core import image_spec
+from atbb_kit.core import app_env, image_spec
 from atbb_kit.core.errors import CommandFailed, EnvFileError, KitError
 from atbb_kit.infra import engine
 from atbb_kit.infra.checkout import plan_for
@@ -260,13 +260,8 @@ def tool_failure(tool: str, result, target, tail: str):
 
 
 def write_demo_env(path: Path, host_port: int) -> None:
-    import os
-    import secrets as _secrets
-
-    from atbb_kit.core import app_env
-
     # The Compose example's PostgreSQL service is called `postgres`; the app's env contract is app_env's.
-    db = app_env.Database(host="postgres", password=_secrets.token_hex(16))
+    db = app_env.Database(host="postgres", password=secrets.token_hex(16))
     values = {**app_env.app_env(db, app_env.demo_identity(host_port)), **db.server_env()}
     header = "# Demo values written by `inv compose-up --demo`: for trying atBB locally, not for production."
     text = "\n".join([header, *(f"{k}={v}" for k, v in values.items()), ""])
