@@ -17,16 +17,26 @@ Decisions:
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import socket
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atbb_kit.commands import compose, pg
+from atbb_kit.commands.compose import COMPOSE_HINT
 from atbb_kit.core.errors import KitError
+from atbb_kit.infra import engine, envfile
 from atbb_kit.infra.runner import DeadlineExceeded
+from atbb_kit.ops import backup, browser_check
+from atbb_kit.ops import deployment as operations  # which imports this module too: used in function bodies only
+from atbb_kit.ops.backup import COMPOSE_DB_HOST, parse_database_url
+from atbb_kit.ops.browser_check import CHROMIUM_NAMES, INSTALL_CHROMIUM, INSTALL_PLAYWRIGHT
 
 if TYPE_CHECKING:
     from atbb_kit.core.config import Config
@@ -118,7 +128,6 @@ def compose_finding(base: Sequence[str] | None, version: str | None) -> Finding:
 
 
 def _compose_hint() -> str:
-    from atbb_kit.commands.compose import COMPOSE_HINT
 
     return COMPOSE_HINT
 
@@ -175,8 +184,6 @@ def compose_env_problems(values: Mapping[str, str], name: str = ".env") -> list[
     The postgres service takes POSTGRES_USER/PASSWORD/DB from the same env file on its first start; the
     app connects with DATABASE_URL. When they disagree the stack starts and then every query fails.
     """
-    from atbb_kit.ops.backup import COMPOSE_DB_HOST, parse_database_url
-
     problems: list[str] = []
     if not values.get("POSTGRES_PASSWORD", "").strip():
         problems.append(f"{name}: POSTGRES_PASSWORD is missing (the Compose example's PostgreSQL needs it)")
@@ -208,7 +215,6 @@ def placeholder_problems(
 ) -> list[str]:
     """Secrets still equal to the example file's placeholders: they are published with the kit, so a forum
     running with them has a public session secret or database password. Names only, never values."""
-    from atbb_kit.ops.backup import parse_database_url
 
     def url_password(url: str | None) -> str:
         try:
@@ -316,7 +322,6 @@ class Probe:
         return self.cfg.compose.project
 
     def engine(self) -> tuple[Any, KitError | None]:
-        from atbb_kit.infra import engine
 
         def fetch():
             try:
@@ -330,7 +335,6 @@ class Probe:
         return self.engine()[1] is None
 
     def cli(self) -> str | None:
-        from atbb_kit.infra import engine
 
         def fetch():
             try:
@@ -342,7 +346,6 @@ class Probe:
 
     def env(self) -> tuple[bool, EnvReport | None, str | None]:
         """(exists, validation report, permission warning)."""
-        from atbb_kit.infra import envfile
 
         def fetch():
             env = self.cfg.env
@@ -357,7 +360,6 @@ class Probe:
         return self._once("env", fetch)
 
     def network(self) -> str | None:
-        from atbb_kit.infra import engine
 
         if self.network_name:
             return self.network_name
@@ -372,7 +374,6 @@ def check_engine(p: Probe) -> Finding:
 
 
 def check_compose(p: Probe) -> Finding:
-    from atbb_kit.commands import compose
 
     try:
         base = compose.detect(p.run)
@@ -382,8 +383,6 @@ def check_compose(p: Probe) -> Finding:
 
 
 def check_disk(p: Probe) -> Finding:
-    import os
-    import shutil
 
     facts, _ = p.engine()
     root = facts.data_root if facts and facts.data_root else ""
@@ -405,8 +404,6 @@ def check_env(p: Probe) -> Finding:
 
 def example_values(cfg: Config) -> dict[str, str | None]:
     """The placeholders of the kit's .env.production.example ({} when it is not there)."""
-    from atbb_kit.infra import envfile
-
     path = cfg.root() / EXAMPLE_ENV
     return dict(envfile.read(path)) if path.is_file() else {}
 
@@ -419,7 +416,6 @@ def check_permissions(p: Probe) -> Finding:
 
 
 def check_compose_settings(p: Probe) -> Finding:
-    from atbb_kit.ops.backup import parse_database_url
 
     exists, report, _ = p.env()
     if not exists or report is None:
@@ -433,9 +429,6 @@ def check_compose_settings(p: Probe) -> Finding:
 
 
 def check_database(p: Probe) -> Finding:
-    from atbb_kit.commands import pg
-    from atbb_kit.infra import engine
-    from atbb_kit.ops import backup
 
     name = "database"
     exists, report, _ = p.env()
@@ -466,7 +459,6 @@ def check_database(p: Probe) -> Finding:
     if engine.image_size(image) is None:
         pull = shlex.join(["docker", "pull", image])
         return not_checked(name, f"it runs psql from {image}, which is not present locally", pull)
-    from atbb_kit.ops import deployment as operations
 
     job = operations.one_off(cli, "doctor", "the database check", operations.CHECK_SECONDS, operations.CHECK_FIX)
     cmd = pg.connection_check(cli, image, backup.pg_env(target), network, name=job.name)
@@ -482,7 +474,6 @@ def check_database(p: Probe) -> Finding:
 
 
 def check_port(p: Probe) -> Finding:
-    from atbb_kit.infra import engine
 
     port = p.cfg.compose.host_port
     publishers = engine.containers_publishing(port) if p.engine_ok() else []
@@ -490,7 +481,6 @@ def check_port(p: Probe) -> Finding:
 
 
 def check_image(p: Probe) -> Finding:
-    from atbb_kit.infra import engine
 
     name = "atbb image"
     if not p.engine_ok():
@@ -504,7 +494,6 @@ def check_image(p: Probe) -> Finding:
 
 
 def check_postgres_image(p: Probe) -> Finding:
-    from atbb_kit.infra import engine
 
     name = "postgres image"
     ref = p.cfg.compose.postgres_image
@@ -516,8 +505,6 @@ def check_postgres_image(p: Probe) -> Finding:
 
 def chromium_finding(path: str | None, client: bool) -> Finding:
     """Only `inv smoke --browser` needs Chromium and its client library: missing is a warning, never a failure."""
-    from atbb_kit.ops.browser_check import CHROMIUM_NAMES, INSTALL_CHROMIUM, INSTALL_PLAYWRIGHT
-
     name = "Chromium"
     if path is None:
         return warn(
@@ -535,35 +522,36 @@ def chromium_finding(path: str | None, client: bool) -> Finding:
 
 
 def check_chromium(p: Probe) -> Finding:
-    from atbb_kit.ops import browser_check
 
     return chromium_finding(browser_check.find_chromium(), browser_check.playwright_installed())
 
 
 @dataclass(frozen=True)
-class Check:
+class DoctorCheck:
+    """One line of `inv doctor`'s checklist: a key, the row's title, and the function that looks."""
+
     key: str
     title: str  # the row's name when the check itself raises
     run: Callable[[Probe], Finding]
 
 
 # The checklist, in print order: what everything else depends on comes first.
-CHECKS: tuple[Check, ...] = (
-    Check("engine", "Docker engine", check_engine),
-    Check("compose", "Compose", check_compose),
-    Check("disk", "free disk space", check_disk),
-    Check("env", "env file", check_env),
-    Check("permissions", "env file permissions", check_permissions),
-    Check("compose-settings", "Compose database settings", check_compose_settings),
-    Check("database", "database", check_database),
-    Check("port", "host port", check_port),
-    Check("image", "atbb image", check_image),
-    Check("postgres-image", "postgres image", check_postgres_image),
-    Check("chromium", "Chromium", check_chromium),
+CHECKS: tuple[DoctorCheck, ...] = (
+    DoctorCheck("engine", "Docker engine", check_engine),
+    DoctorCheck("compose", "Compose", check_compose),
+    DoctorCheck("disk", "free disk space", check_disk),
+    DoctorCheck("env", "env file", check_env),
+    DoctorCheck("permissions", "env file permissions", check_permissions),
+    DoctorCheck("compose-settings", "Compose database settings", check_compose_settings),
+    DoctorCheck("database", "database", check_database),
+    DoctorCheck("port", "host port", check_port),
+    DoctorCheck("image", "atbb image", check_image),
+    DoctorCheck("postgres-image", "postgres image", check_postgres_image),
+    DoctorCheck("chromium", "Chromium", check_chromium),
 )
 
 
-def run_checks(probe: Probe, checks: Sequence[Check] = CHECKS) -> list[Finding]:
+def run_checks(probe: Probe, checks: Sequence[DoctorCheck] = CHECKS) -> list[Finding]:
     findings = []
     for check in checks:
         try:
@@ -580,8 +568,6 @@ _STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "bold red"}
 def render(findings: Sequence[Finding], console=None) -> None:
     """A rich table on stdout and a one-line summary. Off a terminal (CI logs, pipes) the table is laid
     out wide so each check stays on one line and stays greppable."""
-    import sys
-
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

@@ -201,7 +201,7 @@ def test_checks_are_unique_and_a_raising_check_becomes_a_failed_row():
     def boom(_probe):
         raise EngineUnavailable("no Docker engine answers", "start it")
 
-    findings = doctor.run_checks(None, [doctor.Check("x", "the x check", boom)])
+    findings = doctor.run_checks(None, [doctor.DoctorCheck("x", "the x check", boom)])
     assert findings == [Finding("the x check", FAIL, "no Docker engine answers", "start it")]
 
 
