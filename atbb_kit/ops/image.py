@@ -11,11 +11,21 @@ import shlex
 from collections.abc import Sequence
 
 from atbb_kit.commands import docker as commands
-from atbb_kit.core import nginx_conf
+from atbb_kit.core import flags, nginx_conf
 from atbb_kit.core.errors import KitError
 from atbb_kit.infra import engine
 from atbb_kit.infra.checkout import plan_for
 from atbb_kit.infra.console import console, image_summary
+
+
+def check_flags(base, platform, tags, builder, cache) -> tuple[str, ...] | None:
+    """`inv image`'s flags, each named as a flag (not as the atbb.yaml line it overrides); the platforms."""
+    platforms = flags.platforms(platform)
+    flags.image_ref("base", base)
+    flags.image_refs("tag", tags)
+    flags.choice("builder", builder, commands.BUILDERS)
+    flags.choice("cache", cache, flags.CACHE_BACKENDS)
+    return platforms
 
 
 def build(

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from invoke import Exit, task
 
+from atbb_kit.core.errors import KitError
+
 if TYPE_CHECKING:
     from atbb_kit.core.config import Config
     from atbb_kit.infra.runner import Runner
@@ -29,7 +31,6 @@ def debug_enabled() -> bool:
 
 def report(exc: BaseException) -> int:
     """The one error boundary: a KitError becomes `error: <what> — <fix>`; anything else is a kit bug."""
-    from atbb_kit.core.errors import KitError
     from atbb_kit.infra.console import console
 
     if isinstance(exc, KitError):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from invoke import Exit
+
 from atbb_kit.core import flags
 from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
 
@@ -126,8 +128,6 @@ def status(c, env_file=".env"):
 @kit_task(help={"env_file": ENV_HELP, "image": IMAGE_HELP, "network": NETWORK_HELP})
 def doctor(c, env_file=".env", image=None, network=None):
     """Check the engine, Compose, disk, env file, database, port and images: ok / warn / fail with fixes."""
-    from invoke import Exit
-
     from atbb_kit.ops import deployment as ops
 
     flags.network("network", network)

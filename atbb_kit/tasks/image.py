@@ -19,15 +19,9 @@ from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
 )
 def image(c, base=None, platform=None, tag=None, builder=None, no_cache=False, cache=None, dry_run=False):
     """Build the Docker image (the services of atbb.yaml behind nginx) with release tags; fail over budget."""
-    from atbb_kit.commands.docker import BUILDERS
-    from atbb_kit.core import flags
     from atbb_kit.ops import image as images
 
     # Flags first, each named as a flag (not as the atbb.yaml line it overrides), before anything runs.
-    platforms = flags.platforms(platform)
-    flags.image_ref("base", base)
-    flags.image_refs("tag", tag)
-    flags.choice("builder", builder, BUILDERS)
-    flags.choice("cache", cache, flags.CACHE_BACKENDS)
+    platforms = images.check_flags(base, platform, tag, builder, cache)
     k = kit(c, dry_run=dry_run, overrides={"image.base": base, "image.platforms": platforms})
     images.build(k, extra_tags=tag, builder=builder, no_cache=no_cache, cache=cache)
