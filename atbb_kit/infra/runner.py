@@ -299,7 +299,7 @@ class Runner:
                 results.append(Result(124, "", f"{' '.join(cmd.argv[:3])} timed out"))
         return results
 
-    def stream(self, cmd: Command, consume: Callable[[IO[bytes]], T], timeout: float = 300.0) -> tuple[T, Result]:
+    def read_stream(self, cmd: Command, consume: Callable[[IO[bytes]], T], timeout: float = 300.0) -> tuple[T, Result]:
         """Run `cmd` with its stdout handed to `consume` as a binary stream, for output too large to hold (a
         `docker export` tar); stderr is captured. Not announced: the caller says what it reads."""
         self.history.append(cmd)

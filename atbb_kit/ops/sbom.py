@@ -209,7 +209,7 @@ def generate(run: Runner, docker: str, image: str, labels: Mapping[str, str] | N
     if not created.ok:
         raise KitError(f"cannot read the image {image} ({created.stderr.strip()[-200:]})", "build it with `inv image`")
     try:
-        inv, exported = run.stream(docker_cmds.docker_export(docker, name), scan, timeout=300)
+        inv, exported = run.read_stream(docker_cmds.docker_export(docker, name), scan, timeout=300)
         if not exported.ok:
             raise KitError(f"docker export of {image} failed ({exported.stderr.strip()[-200:]})")
     finally:

@@ -79,3 +79,20 @@ def test_check_false_returns_the_code():
 
 def test_argv_flattens_and_drops_none():
     assert argv("a", None, ("b", None, "c"), ["d"]) == ("a", "b", "c", "d")
+
+
+def test_read_stream_hands_stdout_over_as_bytes_and_captures_stderr():
+    cmd = Command((sys.executable, "-c", "import sys; sys.stdout.write('abcdef'); sys.stderr.write('note')"))
+    head, result = Runner(echo=False).read_stream(cmd, lambda out: out.read(3))
+    assert head == b"abc"
+    assert (result.returncode, result.stderr) == (0, "note")
+
+
+def test_probe_all_runs_together_and_reports_each():
+    ok = Command((sys.executable, "-c", "print('one')"))
+    missing = Command(("no-such-program-xyz",))
+    slow = Command((sys.executable, "-c", "import time; time.sleep(5)"))
+    first, second, third = Runner(echo=False).probe_all([ok, missing, slow], timeout=0.5)
+    assert (first.returncode, first.stdout) == (0, "one\n")
+    assert (second.returncode, second.stderr) == (127, "no-such-program-xyz is not installed or not on PATH")
+    assert third.returncode == 124 and "timed out" in third.stderr
