@@ -9,6 +9,7 @@ two `map`s of /tmp/edge/upstream.conf inside it and reloading it gracefully.
 from __future__ import annotations
 
 import re
+import shlex
 
 from atbb_kit.commands.base import Command, argv
 from atbb_kit.commands.compose import Compose
@@ -75,8 +76,6 @@ def pull(docker: str, ref: str) -> Command:
 
 def restore_command(dump: str, env_file: str) -> str:
     """The exact command the operator runs to go back to the database as it was before the upgrade."""
-    import shlex
-
     parts = ["inv", "restore", dump, "--force"]
     if env_file != ".env":
         parts += ["--env-file", env_file]

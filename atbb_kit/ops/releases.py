@@ -16,6 +16,7 @@ pre-release, compared the semver way; anything else is "unknown" and never block
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -170,8 +171,6 @@ def now_iso(clock: datetime | None = None) -> str:
 
 def operator() -> str:
     """Who upgraded: user@host (SUDO_USER when run through sudo)."""
-    import getpass
-
     try:
         user = os.environ.get("SUDO_USER") or getpass.getuser()
     except (KeyError, OSError):

@@ -27,14 +27,18 @@ runs with the signals ignored, so a second Ctrl-C cannot cut it short.
 from __future__ import annotations
 
 import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from atbb_kit.commands import upgrade as cmds
 from atbb_kit.core.errors import KitError
+from atbb_kit.infra import engine
 from atbb_kit.infra.console import Column, console
 from atbb_kit.infra.runner import Interrupted
 from atbb_kit.ops import releases
@@ -80,7 +84,7 @@ def plan(action: str, *, smoke: bool = True) -> list[Step]:
     return steps
 
 
-def dry_run_lines(steps: Sequence[Step], details: dict[str, Sequence[str]]) -> list[str]:
+def dry_run_lines(steps: Sequence[Step], details: Mapping[str, Sequence[str]]) -> list[str]:
     """`--dry-run`'s output: each numbered step, then the commands it would run."""
     lines = []
     for n, step in enumerate(steps, 1):
@@ -140,8 +144,6 @@ def facts_from(ref: str, attrs: dict) -> ImageFacts:
 def image_facts(ref: str) -> ImageFacts | None:
     from docker.errors import ImageNotFound
 
-    from atbb_kit.infra import engine
-
     try:
         return facts_from(ref, engine.client().images.get(ref).attrs)
     except ImageNotFound:
@@ -150,8 +152,6 @@ def image_facts(ref: str) -> ImageFacts | None:
 
 def service_containers(project: str, service: str) -> list[Any]:
     """The service's long-running containers (not `run` one-offs), oldest number first."""
-    from atbb_kit.infra import engine
-
     found = engine.client().containers.list(
         all=True,
         filters={"label": [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]},
@@ -238,8 +238,6 @@ class Progress:
 @contextmanager
 def signals_ignored():
     """The cleanup must finish: Ctrl-C, SIGTERM and SIGHUP wait until it has."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -261,9 +259,6 @@ def signal_number(exc: BaseException) -> int:
 
 def get_with_header(url: str, header: str) -> tuple[int, str]:
     """(status, the header's value) of one GET through the edge; (0, reason) when nothing answered."""
-    import urllib.error
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (http://127.0.0.1 only)
             resp.read()
@@ -532,14 +527,16 @@ def interrupted(step: str, sw: Switch, signum: int, problems: Sequence[str]) -> 
 def execute(
     sw: Switch,
     steps: Sequence[Step],
-    new: ImageFacts,
+    ref: str,
+    facts: Callable[[], ImageFacts],
     hooks: Hooks,
     history: releases.History,
     *,
     action: str,
     preflight: Callable[[], None],
 ) -> Outcome:
-    """Run `steps`; on failure or a signal leave one healthy release serving and raise the error that says so."""
+    """Run `steps`; on failure or a signal leave one healthy release serving and raise the error that says so.
+    `facts` gives the new image's facts once the preflight has read them (it may pull the image)."""
     progress = Progress(list(steps))
     current = "preflight"
     try:
@@ -550,7 +547,7 @@ def execute(
                 current = "smoke"
                 with progress.step("smoke"):
                     assert hooks.smoke is not None
-                    hooks.smoke(new.ref)
+                    hooks.smoke(ref)
             if any(s.key == "backup" for s in steps):
                 current = "backup"
                 with progress.step("backup"):
@@ -562,12 +559,12 @@ def execute(
                 with progress.step("migrate"):
                     assert hooks.migrate is not None
                     sw.migrate_started = True
-                    hooks.migrate(new.ref)
+                    hooks.migrate(ref)
                     sw.migrated = True
             current = "start"
             with progress.step("start"):
                 sw.pin_old()
-                sw.start_new(new.ref)
+                sw.start_new(ref)
             current = "health"
             with progress.step("health"):
                 sw.wait_healthy()
@@ -596,6 +593,7 @@ def execute(
             problems = sw.finish_after_signal() if sw.confirmed else sw.revert()
         progress.summary(f"{action}: interrupted")
         raise interrupted(current, sw, signum, problems) from None
+    new = facts()
     with progress.step("record"):
         releases.append(
             history,

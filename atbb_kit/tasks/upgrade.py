@@ -5,7 +5,15 @@ How it works and why: atbb_kit/ops/upgrade.py and docs/decisions.md ("the upgrad
 
 from __future__ import annotations
 
+import os
+import shlex
+import socket
+import sys
+from pathlib import Path
+
 from atbb_kit.core import flags
+from atbb_kit.core.errors import CommandFailed, KitError
+from atbb_kit.tasks import deployment as dtasks
 from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
 
 ENV_HELP = "The env file with the app's variables (default .env)."
@@ -15,7 +23,6 @@ DRAIN_HELP = "Seconds the old container keeps running after the switch, for requ
 
 
 def _state_dir(env_file: str, state_dir: str | None):
-    from pathlib import Path
 
     if state_dir is not None:
         return Path(flags.path("state-dir", state_dir))
@@ -24,9 +31,7 @@ def _state_dir(env_file: str, state_dir: str | None):
 
 def _doctor_preflight(k, env_file: str) -> None:
     """The doctor's checks an upgrade depends on; any `fail` stops it before anything changes."""
-    from pathlib import Path
 
-    from atbb_kit.core.errors import KitError
     from atbb_kit.infra.console import console
     from atbb_kit.ops import deployment as dep
     from atbb_kit.ops import doctor
@@ -47,7 +52,6 @@ def _doctor_preflight(k, env_file: str) -> None:
 
 
 def _ensure_image(k, ref: str):
-    from atbb_kit.core.errors import CommandFailed, KitError
     from atbb_kit.infra import engine
     from atbb_kit.infra.console import console
     from atbb_kit.ops import deployment as dep
@@ -74,20 +78,13 @@ def _ensure_image(k, ref: str):
 
 
 def _run(c, action, *, ref, to, env_file, state_dir, allow_downgrade, smoke, backup_dir, timeout, drain, dry_run):
-    import os
-    import shlex
-    import socket
-    import sys
-    from pathlib import Path
 
-    from atbb_kit.core.errors import KitError
     from atbb_kit.infra import engine
     from atbb_kit.infra.console import console
     from atbb_kit.infra.runner import interrupt_on_termination
     from atbb_kit.ops import deployment as dep
     from atbb_kit.ops import releases
     from atbb_kit.ops import upgrade as up
-    from atbb_kit.tasks import deployment as dtasks
 
     timeout = flags.whole_number("timeout", timeout, 120, 1, 3600)
     drain = flags.whole_number("drain", drain, 5, 0, 600)
@@ -133,7 +130,7 @@ def _run(c, action, *, ref, to, env_file, state_dir, allow_downgrade, smoke, bac
     with releases.Lock(state, command, warn=console.warn):
         sw = up.Switch(k, lambda image: dep.stack(k, Path(env_file), image), env_file, timeout=timeout, drain=drain)
         sw.docker = engine.cli_path()
-        facts: dict = {}
+        facts: dict[str, up.ImageFacts] = {}
 
         def preflight() -> None:
             dep.checked_env(k, env_file)
@@ -184,27 +181,12 @@ def _run(c, action, *, ref, to, env_file, state_dir, allow_downgrade, smoke, bac
             dtasks.migrate.body(c, env_file=env_file, image=image)
 
         hooks = up.Hooks(smoke=run_smoke, backup=run_backup, migrate=run_migrate)
-        # The new image's facts are read in preflight; execute() needs them for the later steps.
-        outcome = up.execute(sw, steps, _Lazy(facts, ref), hooks, history, action=action, preflight=preflight)
+        outcome = up.execute(sw, steps, ref, lambda: facts["new"], hooks, history, action=action, preflight=preflight)
     console.result(f"{action}: {outcome.new.ref} serves ({outcome.new_container}); {outcome.old_container} was removed")
-
-
-class _Lazy:
-    """ImageFacts read in the preflight step (the image may be pulled there), forwarded once known."""
-
-    def __init__(self, facts: dict, ref: str) -> None:
-        self._facts = facts
-        self.ref = ref
-
-    def __getattr__(self, name: str):
-        if name == "ref":
-            return self.__dict__["ref"]
-        return getattr(self._facts["new"], name)
 
 
 def _rollback_target(history, to: str | None) -> tuple[str, str]:
     """(image reference, warning or "") for `inv rollback [--to REF]`."""
-    from atbb_kit.core.errors import KitError
 
     if to:
         found = history.find(to)
