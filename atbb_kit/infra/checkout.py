@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from atbb_kit.commands.base import Command
+from atbb_kit.commands.git import git
 from atbb_kit.core import context
 from atbb_kit.core.context import BuildContext, GitResult
 from atbb_kit.core.release_plan import created_timestamp
@@ -27,7 +27,7 @@ GIT_TIMEOUT = 20.0
 
 def run_git(cwd: Path, commands: Sequence[Sequence[str]], timeout: float = GIT_TIMEOUT) -> list[GitResult]:
     """Run several read-only git commands at once in `cwd`; a missing git or a hang becomes a failed result."""
-    results = Runner(echo=False).probe_all([Command(("git", *args), cwd=cwd) for args in commands], timeout)
+    results = Runner(echo=False).probe_all([git(cwd, args) for args in commands], timeout)
     return [GitResult(r.returncode, r.stdout, r.stderr) for r in results]
 
 

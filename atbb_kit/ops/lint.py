@@ -22,6 +22,7 @@ from atbb_kit.commands.lint import (
     actionlint,
     check_jsonschema,
     hadolint,
+    helm_check,
     lint_imports,
     mypy,
     nginx_test,
@@ -186,7 +187,7 @@ def lint_steps(cfg: Any, *, bindir: Path | None = None, node: str = "node", ngin
         LintStep(
             "helm",
             "Helm chart: values match atbb.yaml, renders, Kubernetes schemas (inv helm --check)",
-            at_root(Command((venv_tool("inv", bindir), "helm", "--check"))),
+            at_root(helm_check(venv_tool("inv", bindir))),
         ),
         LintStep(
             "actionlint",

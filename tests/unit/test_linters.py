@@ -21,6 +21,7 @@ from tests.conftest import ROOT
 BIN = Path("/venv/bin")
 
 ARGV_CASES = [
+    ("helm", lint_cmds.helm_check("/venv/bin/inv"), ("/venv/bin/inv", "helm", "--check")),
     (
         "ruff check",
         lint_cmds.ruff_check("ruff", ["atbb_kit", "tests", "tasks.py"]),
