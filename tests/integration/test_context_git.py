@@ -13,8 +13,6 @@ import pytest
 from atbb_kit.core.tags import compute
 from atbb_kit.infra.checkout import read_context, run_git
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(autouse=True)
 def isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
