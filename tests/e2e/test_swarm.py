@@ -56,6 +56,7 @@ def build(tag: str, dockerfile: str, context: Path, files: dict[str, str] | None
 def swarm_node(docker_client):
     """A swarm manager for this module; a node that was not in a swarm leaves it again afterwards."""
     state = docker("info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}")
+    networks_before = set(docker("network", "ls", "--format", "{{.Name}}").split())
     joined = False
     if state.startswith("inactive"):
         docker("swarm", "init", "--advertise-addr", "127.0.0.1")
@@ -67,6 +68,9 @@ def swarm_node(docker_client):
     finally:
         if joined:
             docker("swarm", "leave", "--force", check=False)
+            # `swarm init` also made the bridge that connects swarm containers to the host; leaving keeps it.
+            if "docker_gwbridge" not in networks_before:
+                docker("network", "rm", "docker_gwbridge", check=False)
 
 
 @pytest.fixture(scope="module")
