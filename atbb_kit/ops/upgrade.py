@@ -292,6 +292,34 @@ class UpgradeFailed(KitError):
     exit_code = 1
 
 
+class _Signalled(KeyboardInterrupt):
+    """A signal that ended a one-off container or the smoke run, re-raised so that execute() unwinds the
+    same way as for one that arrived between steps."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def record(sw: Switch, new: ImageFacts, history: releases.History, action: str) -> None:
+    releases.append(
+        history,
+        releases.Release(
+            image=new.ref,
+            image_id=new.image_id,
+            version=new.version,
+            revision=new.revision,
+            created=new.created,
+            at=releases.now_iso(),
+            by=releases.operator(),
+            action=action,
+            backup=sw.backup,
+            migrated=sw.migrated,
+            container=sw.new.name,
+        ),
+    )
+
+
 class Switch:
     """One upgrade or rollback of the Compose stack `k.cfg.compose.project`."""
 
@@ -576,14 +604,21 @@ def execute(
                 sw.retire_old()
                 sw.unpin(label)
         except KitError as exc:
+            if exc.exit_code > 128:
+                # A one-off container (migrate, backup) or the smoke run was stopped by a signal: the same
+                # as a signal here.
+                raise _Signalled(exc.exit_code - 128) from None
             with signals_ignored():
-                problems = [] if sw.confirmed else sw.revert()
+                problems = sw.finish_after_signal() if sw.confirmed else sw.revert()
+                if sw.confirmed:
+                    record(sw, facts(), history, action)
             n = progress.number(current)
             progress.summary(f"{action}: failed")
             if sw.confirmed:
                 raise UpgradeFailed(
                     f"step {n}/{len(steps)} ({current}) failed after the switch: {exc.what}. The new release "
-                    f"({sw.new.name}) serves",
+                    f"({sw.new.name}) serves and was recorded"
+                    + (f"; cleanup problems: {'; '.join(problems)}" if problems else ""),
                     exc.fix or "see `inv status`",
                 ) from None
             raise failure(current, n, len(steps), exc, sw, problems) from None
@@ -591,25 +626,12 @@ def execute(
         signum = signal_number(exc)
         with signals_ignored():
             problems = sw.finish_after_signal() if sw.confirmed else sw.revert()
+            if sw.confirmed:
+                record(sw, facts(), history, action)
         progress.summary(f"{action}: interrupted")
         raise interrupted(current, sw, signum, problems) from None
     new = facts()
     with progress.step("record"):
-        releases.append(
-            history,
-            releases.Release(
-                image=new.ref,
-                image_id=new.image_id,
-                version=new.version,
-                revision=new.revision,
-                created=new.created,
-                at=releases.now_iso(),
-                by=releases.operator(),
-                action=action,
-                backup=sw.backup,
-                migrated=sw.migrated,
-                container=sw.new.name,
-            ),
-        )
+        record(sw, new, history, action)
     progress.summary(f"{action}: {new.ref} is live")
     return Outcome(new, sw.old.name, sw.new.name, sw.backup, sw.migrated, progress.seconds())

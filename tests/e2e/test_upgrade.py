@@ -228,7 +228,7 @@ def test_a_second_upgrade_at_once_is_refused(stack, images):
     assert f"another upgrade or rollback is running (pid {holder.pid}" in proc.stderr
 
 
-@pytest.mark.parametrize("step", ["[4/8] start new:", "[6/8] switch:"])
+@pytest.mark.parametrize("step", ["[3/8] migrate:", "[4/8] start new:", "[5/8] health check:", "[6/8] switch:"])
 def test_sigterm_at_a_step_leaves_one_healthy_release(stack, images, docker_client, step):
     before = served_version(stack)
     target = images["v3"] if before != "1.2.0" else images["v2"]

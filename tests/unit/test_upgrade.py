@@ -383,3 +383,144 @@ def test_step_lines_are_read_back(line, done, start):
     assert ((m.group(3), m.group(5)) if m else None) == done
     s = None if m else STEP_START.match(line)
     assert (s.group(3) if s else None) == start
+
+
+# --- execute(): what each failure and signal leaves behind (a fake switch, no engine) -------------------
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class FakeSwitch:
+    """Records the calls execute() makes; `fail_at` raises there (a KitError, or an exception instance)."""
+
+    def __init__(self, fail_at: str = "", error: BaseException | None = None) -> None:
+        self.fail_at, self.error = fail_at, error
+        self.calls: list[str] = []
+        self.old, self.new = _Named("s_atbb_1"), None
+        self.confirmed = False
+        self.backup, self.migrated, self.migrate_started = "", False, False
+        self.env_file = ".env"
+
+    def _step(self, name: str) -> None:
+        self.calls.append(name)
+        if name == self.fail_at:
+            raise self.error or KitError(f"{name} broke", "fix it")
+
+    def pin_old(self):
+        self._step("pin_old")
+
+    def start_new(self, ref):
+        self.new = _Named("s_atbb_2")
+        self._step("start_new")
+
+    def wait_healthy(self):
+        self._step("wait_healthy")
+
+    def switch(self):
+        self._step("switch_before")
+        self.confirmed = True
+        self._step("switch_after")
+        return "label"
+
+    def retire_old(self):
+        self._step("retire_old")
+
+    def unpin(self, label):
+        self._step("unpin")
+
+    def revert(self):
+        self.calls.append("REVERT")
+        return []
+
+    def finish_after_signal(self):
+        self.calls.append("FINISH")
+        return []
+
+
+def _facts():
+    return up.ImageFacts("a:2", "sha256:" + "2" * 64, "1.1.0", "r2", "")
+
+
+def _run(tmp_path, sw, hooks_fail=""):
+    def backup():
+        return "backups/atbb-1.dump"
+
+    def migrate(ref):
+        if hooks_fail == "migrate":
+            raise KitError("the migrator exited with code 1", "see above")
+        if hooks_fail == "migrate-signal":
+            from atbb_kit.infra.runner import Interrupted
+
+            raise Interrupted("the migrator was interrupted", None, 15)
+
+    history = releases.load_history(tmp_path)
+    return up.execute(
+        sw,
+        up.plan("upgrade", smoke=False),
+        "a:2",
+        _facts,
+        up.Hooks(backup=backup, migrate=migrate),
+        history,
+        action="upgrade",
+        preflight=lambda: None,
+    )
+
+
+@pytest.mark.parametrize(
+    "fail_at, error, cleanup, exit_code, says",
+    [
+        ("start_new", None, "REVERT", 1, "step 4/8 (start) failed: start_new broke. the old release (s_atbb_1) still"),
+        ("wait_healthy", None, "REVERT", 1, "step 5/8 (health) failed"),
+        ("switch_before", None, "REVERT", 1, "step 6/8 (switch) failed"),
+        (
+            "retire_old",
+            None,
+            "FINISH",
+            1,
+            "failed after the switch: retire_old broke. The new release (s_atbb_2) serves",
+        ),
+        ("wait_healthy", KeyboardInterrupt(), "REVERT", 130, "interrupted by SIGINT during health: the old release"),
+        ("switch_after", KeyboardInterrupt(), "FINISH", 130, "during switch: the new release (s_atbb_2) serves"),
+    ],
+)
+def test_execute_leaves_one_release_serving(tmp_path, capsys, fail_at, error, cleanup, exit_code, says):
+    sw = FakeSwitch(fail_at, error)
+    with pytest.raises(KitError) as err:
+        _run(tmp_path, sw)
+    assert cleanup in sw.calls and ({"REVERT", "FINISH"} - {cleanup}).isdisjoint(sw.calls)
+    assert err.value.exit_code == exit_code
+    assert says in err.value.what, err.value.what
+    # Migrations ran before every one of these: the restore command is offered unless the new one serves.
+    if cleanup == "REVERT":
+        assert "inv restore backups/atbb-1.dump --force" in (err.value.fix or "")
+    recorded = releases.load_history(tmp_path).releases
+    assert [r.image for r in recorded] == (["a:2"] if cleanup == "FINISH" else [])
+    assert "upgrade: " in capsys.readouterr().out  # the summary table
+
+
+@pytest.mark.parametrize(
+    "hooks_fail, exit_code, says",
+    [
+        ("migrate", 1, "step 3/8 (migrate) failed: the migrator exited with code 1"),
+        ("migrate-signal", 143, "interrupted by SIGTERM during migrate"),
+    ],
+)
+def test_execute_when_the_migration_fails_or_is_stopped(tmp_path, hooks_fail, exit_code, says):
+    sw = FakeSwitch()
+    with pytest.raises(KitError) as err:
+        _run(tmp_path, sw, hooks_fail)
+    assert err.value.exit_code == exit_code and says in err.value.what
+    assert "inv restore backups/atbb-1.dump --force" in (err.value.fix or "")
+    assert "start_new" not in sw.calls
+
+
+def test_execute_records_a_good_upgrade(tmp_path):
+    sw = FakeSwitch()
+    outcome = _run(tmp_path, sw)
+    assert sw.calls == ["pin_old", "start_new", "wait_healthy", "switch_before", "switch_after", "retire_old", "unpin"]
+    (entry,) = releases.load_history(tmp_path).releases
+    assert (entry.image, entry.version, entry.migrated, entry.backup) == ("a:2", "1.1.0", True, "backups/atbb-1.dump")
+    assert outcome.new_container == "s_atbb_2" and set(outcome.seconds) >= {"start", "switch", "drain"}
