@@ -123,16 +123,14 @@ def context_from_actions(environ: Mapping[str, str], versions: Sequence[str] = (
 def context_from_git(status: GitResult, tags: GitResult, remote: GitResult) -> BuildContext:
     tag_refs = parse_tag_refs(tags.stdout) if tags.ok else []
     remote_info = parse_remote_url(remote.stdout) if remote.ok else None
-    where = {}
-    if remote_info:
-        where = {
-            "repository": remote_info.repository,
-            "owner": remote_info.owner,
-            "server_url": remote_info.server_url,
-        }
+    repository = remote_info.repository if remote_info else None
+    owner = remote_info.owner if remote_info else None
+    server_url = remote_info.server_url if remote_info else DEFAULT_SERVER_URL
     versions = tuple(name for name, _ in tag_refs)
     if not status.ok:
-        return BuildContext(versions=versions, problem=status.error(), **where)
+        return BuildContext(
+            versions=versions, problem=status.error(), repository=repository, owner=owner, server_url=server_url
+        )
     parsed = parse_status(status.stdout)
     ref = None
     if parsed.branch:
@@ -147,7 +145,9 @@ def context_from_git(status: GitResult, tags: GitResult, remote: GitResult) -> B
         dirty=bool(parsed.changes),
         changes=parsed.changes,
         problem=None if parsed.sha else "the repository has no commits yet",
-        **where,
+        repository=repository,
+        owner=owner,
+        server_url=server_url,
     )
 
 

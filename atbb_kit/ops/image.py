@@ -18,7 +18,7 @@ from atbb_kit.infra.checkout import plan_for
 from atbb_kit.infra.console import console, image_summary
 
 
-def check_flags(base, platform, tags, builder, cache) -> tuple[str, ...] | None:
+def check_flags(base, platform, tags, builder, cache) -> list[str] | None:
     """`inv image`'s flags, each named as a flag (not as the atbb.yaml line it overrides); the platforms."""
     platforms = flags.platforms(platform)
     flags.image_ref("base", base)

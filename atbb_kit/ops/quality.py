@@ -36,7 +36,12 @@ def summary(title: str, outcomes: list[StepOutcome]) -> None:
         (o.name, "[green]ok[/green]" if o.ok else "[red]FAILED[/red]", f"{o.seconds:.1f}s", o.detail) for o in outcomes
     ]
     # detail is tool output, which can hold [brackets] (actionlint's "[expression]"): escaped, never markup.
-    columns = [Column("step", style="bold"), Column("result", markup=True), Column("time", justify="right"), "detail"]
+    columns: list[Column | str] = [
+        Column("step", style="bold"),
+        Column("result", markup=True),
+        Column("time", justify="right"),
+        "detail",
+    ]
     console.table(title, columns, rows)
 
 

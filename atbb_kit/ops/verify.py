@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from atbb_kit.commands.base import Command
+from atbb_kit.commands.provenance import provenance_argv
 from atbb_kit.core.errors import KitError
 from atbb_kit.infra.console import console
 from atbb_kit.infra.registry_api import Repository, split_reference
@@ -136,21 +137,6 @@ def source_repo(labels: dict[str, str]) -> str | None:
     return match[1] if match else None
 
 
-def provenance_commands(ref: str, repo: str) -> dict[str, list[str]]:
-    """How each tool checks that `ref` was attested by this repository's publish workflow."""
-    return {
-        "gh": [
-            "gh", "attestation", "verify", f"oci://{ref}", "--repo", repo, "--signer-workflow", f"{repo}/{WORKFLOW}",
-        ],
-        "cosign": [
-            "cosign", "verify-attestation", "--type", "slsaprovenance1",
-            "--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
-            "--certificate-identity-regexp", f"^https://github\\.com/{re.escape(repo)}/{re.escape(WORKFLOW)}@",
-            ref,
-        ],
-    }  # fmt: skip
-
-
 def check_provenance(
     report: Report,
     ref: str,
@@ -161,7 +147,7 @@ def check_provenance(
     if repo is None:
         report.provenance = "not checked: the image has no GitHub source label and --repo was not given"
         return
-    commands = provenance_commands(ref, repo)
+    commands = provenance_argv(ref, repo, WORKFLOW)
     tool = next((t for t in ("gh", "cosign") if which(t)), None)
     found = f"{report.attestations} Sigstore attestation bundle(s) attached in the registry"
     if tool is None:

@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 
+from atbb_kit.commands.provenance import provenance_argv
 from atbb_kit.ops import sbom, verify
 from tests.unit.test_multiarch import MemoryRegistry
 
@@ -107,7 +108,7 @@ def test_provenance_reporting() -> None:
         run=lambda argv: (0, ""),
     )  # fmt: skip
     assert report.provenance_ok is True and report.provenance.startswith("verified with cosign")
-    argv = verify.provenance_commands("ghcr.io/acme/atbb@x", "acme/forum")["cosign"]
+    argv = provenance_argv("ghcr.io/acme/atbb@x", "acme/forum", verify.WORKFLOW)["cosign"]
     assert argv[argv.index("--certificate-identity-regexp") + 1] == (
         r"^https://github\.com/acme/forum/\.github/workflows/publish\.yml@"
     )
