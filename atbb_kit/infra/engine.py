@@ -1,7 +1,10 @@
 """The Docker-facing half of the executor: which docker client and builder to use, and SDK queries.
 
-Probes run through the Runner (quiet, captured) so dry runs and logs see them like any other command;
-the Docker SDK is imported lazily because it costs ~100 ms, which `inv --list` must not pay.
+The Docker SDK calls here (and in the modules that take a client from `client()`) are the kit's one
+executor besides infra/runner.py: they talk to the engine's API and start no process. Every process the
+kit starts goes through the Runner; the client probes here run through it too (quiet, captured), so dry
+runs and logs see them like any other command. The Docker SDK is imported lazily because it costs ~100 ms,
+which `inv --list` must not pay.
 """
 
 from __future__ import annotations
