@@ -107,7 +107,8 @@ def _run(c, action, *, ref, to, env_file, state_dir, allow_downgrade, smoke, bac
                 "backup": [f"inv backup --env-file {shlex.quote(env_file)} --output {shlex.quote(backup_dir)}"],
                 "migrate": [f"inv migrate --env-file {shlex.quote(env_file)} --image {shlex.quote(ref)}"],
                 "start": [
-                    up.cmds.point_edge("docker", "EDGE", "OLD", "OLD-LABEL").display(),
+                    up.cmds.point_edge("docker", "EDGE", "OLD", "OLD-LABEL").display()
+                    + "   # only when the edge does not point at OLD yet",
                     up.cmds.scale_up(stack, 2).display(),
                 ],
                 "switch": [up.cmds.point_edge("docker", "EDGE", "NEW", "NEW-LABEL").display()],
@@ -115,7 +116,6 @@ def _run(c, action, *, ref, to, env_file, state_dir, allow_downgrade, smoke, bac
                     f"sleep {drain}",
                     up.cmds.stop("docker", "OLD", up.STOP_GRACE).display(),
                     up.cmds.remove("docker", "OLD").display(),
-                    up.cmds.point_edge("docker", "EDGE", up.cmds.SERVICE, "NEW-LABEL").display(),
                 ],
                 "record": [f"append to {releases.history_path(state)}"],
             }

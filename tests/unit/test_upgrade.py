@@ -336,6 +336,29 @@ def test_crash_reason(state, restarts, says):
     assert (reason is None) if says is None else (says in reason)
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('map $host $atbb_upstream { default "atbb"; }\nmap $host $atbb_release { default ""; }\n', ("atbb", "")),
+        (
+            'map $host $atbb_upstream { default "s_atbb_3"; }\nmap $host $atbb_release { default "abc-3"; }\n',
+            ("s_atbb_3", "abc-3"),
+        ),
+        ("", ("", "")),
+        ("upstream x { server y; }", ("", "")),
+    ],
+)
+def test_parse_upstream(text, expected):
+    assert up.parse_upstream(text) == expected
+
+
+def test_parse_upstream_reads_what_point_edge_writes(tmp_path):
+    """The kit's own rewrite script, run by a real shell, produces what parse_upstream reads back."""
+    script = cmds.EDGE_SCRIPT.replace("/tmp/edge", str(tmp_path)).split("; nginx -t")[0]
+    subprocess.run(["sh", "-c", script, "sh", "s_atbb_7", "e2e-1.1.0-7"], check=True)
+    assert up.parse_upstream((tmp_path / "upstream.conf").read_text()) == ("s_atbb_7", "e2e-1.1.0-7")
+
+
 def test_facts_from_labels():
     facts = up.facts_from(
         "a:1",
@@ -428,9 +451,6 @@ class FakeSwitch:
     def retire_old(self):
         self._step("retire_old")
 
-    def unpin(self, label):
-        self._step("unpin")
-
     def revert(self):
         self.calls.append("REVERT")
         return []
@@ -520,7 +540,7 @@ def test_execute_when_the_migration_fails_or_is_stopped(tmp_path, hooks_fail, ex
 def test_execute_records_a_good_upgrade(tmp_path):
     sw = FakeSwitch()
     outcome = _run(tmp_path, sw)
-    assert sw.calls == ["pin_old", "start_new", "wait_healthy", "switch_before", "switch_after", "retire_old", "unpin"]
+    assert sw.calls == ["pin_old", "start_new", "wait_healthy", "switch_before", "switch_after", "retire_old"]
     (entry,) = releases.load_history(tmp_path).releases
     assert (entry.image, entry.version, entry.migrated, entry.backup) == ("a:2", "1.1.0", True, "backups/atbb-1.dump")
     assert outcome.new_container == "s_atbb_2" and set(outcome.seconds) >= {"start", "switch", "drain"}
