@@ -10,44 +10,36 @@ from dataclasses import replace
 from pathlib import Path
 
 from atbb_kit.commands.base import Command
+from atbb_kit.commands.netns import in_netns
 
 
 def peer_command(kind: str, pid: int, config: Path) -> Command:
     """A peer run in the foreground inside the app container's network namespace (as wrk is)."""
-    enter = ("nsenter", f"--target={pid}", "--net", "--")
     if kind == "haproxy":
-        return Command(
-            (*enter, "haproxy", "-db", "-f", str(config)),
+        return in_netns(
+            pid,
+            *("haproxy", "-db", "-f", str(config)),
             install_hint="install HAProxy (apt-get install haproxy), or run scripts/bootstrap.sh",
         )
-    return Command(
-        (*enter, "caddy", "run", "--config", str(config), "--adapter", "caddyfile"),
+    return in_netns(
+        pid,
+        *("caddy", "run", "--config", str(config), "--adapter", "caddyfile"),
         install_hint="install Caddy (apt-get install caddy), or run scripts/bootstrap.sh",
     )
 
 
 def wrk_command(pid: int, url: str, *, connections: int, seconds: int, threads: int) -> Command:
-    """wrk run from the host inside the app container's network namespace.
-
-    nsenter joins only the network namespace: the host's wrk binary reaches 127.0.0.1:80 (nginx) and the
-    services' loopback ports alike, over the same loopback, in the same container, with nothing added to
-    the image and nothing exposed. It needs root (CAP_SYS_ADMIN) and a Linux engine whose container PIDs
-    the host can see.
-    """
-    return Command(
-        (
-            "nsenter",
-            f"--target={pid}",
-            "--net",
-            "--",
-            "wrk",
-            f"--threads={min(threads, connections)}",
-            f"--connections={connections}",
-            f"--duration={seconds}s",
-            "--timeout=5s",
-            "--latency",
-            url,
-        ),
+    """wrk run from the host inside the app container's network namespace (commands/netns.py): it reaches
+    127.0.0.1:80 (nginx) and the services' loopback ports alike, over the container's own loopback."""
+    return in_netns(
+        pid,
+        "wrk",
+        f"--threads={min(threads, connections)}",
+        f"--connections={connections}",
+        f"--duration={seconds}s",
+        "--timeout=5s",
+        "--latency",
+        url,
         install_hint="install wrk (apt-get install wrk) and util-linux (nsenter), or run scripts/bootstrap.sh",
     )
 

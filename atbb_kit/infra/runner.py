@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TypeVar
 
 from atbb_kit.commands.base import Command, OneOff, reveal
@@ -338,6 +339,166 @@ class Runner:
         except (FileNotFoundError, subprocess.TimeoutExpired):
             return Result(127)
         return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    # --- background processes ------------------------------------------------------------------------------
+
+    def start(
+        self,
+        cmd: Command,
+        *,
+        log: Path | None = None,
+        merge_stderr: bool = True,
+        inherit_env: bool = True,
+        deadline: float | None = None,
+        quiet: bool = False,
+    ) -> Background:
+        """Start `cmd` in the background and return at once; the caller ends it with `stop()` or `wait()`.
+
+        log: a file that takes the output (stdout and stderr), for servers that run a while (peer proxies);
+        without one the output is a pipe, read line by line with `lines()` or whole by `wait()`.
+        merge_stderr: stderr goes where stdout goes; False keeps it apart (pipes only).
+        inherit_env: False gives the child `cmd.env` alone instead of `cmd.env` over the kit's environment.
+        deadline: seconds after which the process is killed whatever it is doing.
+        Under --dry-run nothing starts: the Background is finished, exit code 0, no output.
+        """
+        self.history.append(cmd)
+        if not quiet:
+            self._announce(cmd)
+        if self.dry_run:
+            return Background(cmd, None, log)
+        revealed = {k: reveal(v) for k, v in cmd.env.items()}
+        env = {**os.environ, **revealed} if inherit_env else revealed
+        out: int | IO[bytes] = subprocess.PIPE
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            out = log.open("wb")
+        try:
+            proc = subprocess.Popen(
+                [reveal(a) for a in cmd.argv],
+                cwd=cmd.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT if merge_stderr or log is not None else subprocess.PIPE,
+                text=log is None,
+                bufsize=1 if log is None else -1,
+                preexec_fn=_die_with_parent(),
+            )
+        except FileNotFoundError:
+            raise KitError(
+                f"{cmd.argv[0]} is not installed (needed for: {cmd.display()})",
+                cmd.install_hint or f"install {cmd.argv[0]} or run scripts/bootstrap.sh",
+            ) from None
+        finally:
+            if log is not None and not isinstance(out, int):
+                out.close()  # the child holds its own descriptor
+        return Background(cmd, proc, log, deadline=deadline)
+
+
+class Background:
+    """A process `Runner.start` started: poll it, read its output, wait for it or stop it (also on leaving a
+    `with` block). `proc` is None under --dry-run: then it is finished with exit code 0 and no output."""
+
+    def __init__(
+        self, cmd: Command, proc: subprocess.Popen | None, log: Path | None, *, deadline: float | None = None
+    ) -> None:
+        self.cmd = cmd
+        self.proc = proc
+        self.log = log
+        self.started = time.monotonic()
+        self.timed_out = False
+        self._done: Result | None = None  # once collected: wait and stop answer the same again
+        self._timer: threading.Timer | None = None
+        if proc is not None and deadline is not None:
+            self._timer = threading.Timer(deadline, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        """None while it runs; its exit code (negative: the signal that ended it) once it has ended."""
+        return 0 if self.proc is None else self.proc.poll()
+
+    def running(self) -> bool:
+        return self.returncode is None
+
+    def lines(self) -> Iterator[str]:
+        """The output as it comes, line by line without the newline, until the process closes it (pipes only)."""
+        if self.proc is None:
+            return
+        if self.proc.stdout is None:
+            raise ValueError(f"`{_short(self.cmd)}` writes to {self.log}, not to a pipe")
+        for line in self.proc.stdout:
+            yield line.rstrip("\n")
+
+    def output(self) -> str:
+        """What the process wrote to its log file so far ("" without one)."""
+        if self.log is None or not self.log.exists():
+            return ""
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait(self, timeout: float | None = None) -> Result:
+        """Until the process ends; the rest of its piped output (or its log) in the Result. A process still
+        running after `timeout` seconds is stopped (as `stop` does) and its Result has exit code 124."""
+        if self.proc is None:
+            return Result(0)
+        if self._done is not None:
+            return self._done
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.timed_out = True
+            stopped = self.stop()
+            self._done = Result(124, stopped.stdout, stopped.stderr, stopped.seconds)
+            return self._done
+        return self._result(out, err)
+
+    def stop(self, grace: float = 5.0) -> Result:
+        """SIGTERM, then SIGKILL if it is still there after `grace` seconds; a process that has ended already
+        is left as it is. Its Result holds the exit code and the rest of its output."""
+        if self.proc is None:
+            return Result(0)
+        if self._done is not None:
+            return self._done
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            out, err = self.proc.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            try:
+                out, err = self.proc.communicate(timeout=grace)
+            except subprocess.TimeoutExpired:  # a child of its own still holds the pipe open
+                self.proc.wait()
+                for pipe in (self.proc.stdout, self.proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
+                out, err = None, None
+        return self._result(out, err)
+
+    def _expire(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.timed_out = True
+            self.proc.kill()
+
+    def _result(self, out: str | bytes | None, err: str | bytes | None) -> Result:
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self.proc is not None
+        stdout = out if isinstance(out, str) else self.output()
+        stderr = err if isinstance(err, str) else ""
+        self._done = Result(self.proc.returncode, stdout, stderr, time.monotonic() - self.started)
+        return self._done
 
 
 def _die_with_parent():

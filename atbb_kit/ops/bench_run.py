@@ -19,12 +19,11 @@ import os
 import platform
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,12 +32,13 @@ from atbb_kit.commands import docker as commands
 from atbb_kit.commands import pnpm
 from atbb_kit.commands.base import Command
 from atbb_kit.commands.load import peer_command, with_args, with_label, wrk_command
+from atbb_kit.commands.netns import netns_probe, netns_python
 from atbb_kit.core.config import load_config
 from atbb_kit.core.errors import KitError
 from atbb_kit.infra import engine
 from atbb_kit.infra.checkout import read_context
 from atbb_kit.infra.http import TRANSPORT_ERRORS
-from atbb_kit.infra.runner import Result, Runner
+from atbb_kit.infra.runner import Background, Result, Runner
 from atbb_kit.ops.bench import (
     CONNECTIONS,
     LABEL,
@@ -139,7 +139,7 @@ class BenchRun:
     ws_cfg: Any = None
     cli: Any = None
     _temp_dirs: list[Path] = field(default_factory=list)
-    _processes: list[subprocess.Popen] = field(default_factory=list)
+    _processes: list[Background] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.routes = bench_routes(self.cfg)
@@ -271,7 +271,6 @@ class BenchRun:
         keys = list(commands_)
         times: dict[str, list[float]] = {k: [] for k in keys}
         failures: dict[str, str] = {}
-        env = dict(os.environ)
         # Round 0 warms the page cache and the bytecode caches and is not counted. Each round rotates the
         # order, and rounds interleave the commands, so a burst of someone else's load hits them alike.
         for rnd in range(self.settings.cli_runs + 1):
@@ -280,7 +279,7 @@ class BenchRun:
                     continue
                 args, cwd = commands_[key]
                 started = time.perf_counter()
-                proc = _run_quiet(args, cwd, env)
+                proc = self.runner.run(Command(args, cwd=cwd), capture=True, quiet=True, check=False)
                 seconds = time.perf_counter() - started
                 if proc.returncode != 0:
                     lines = (proc.stderr or proc.stdout).strip().splitlines()
@@ -518,7 +517,7 @@ class BenchRun:
             self._wait_200(app, route.path)
         container = app.container
         pid = int(container.attrs["State"]["Pid"])
-        probe = self.runner.run(Command(("nsenter", f"--target={pid}", "--net", "--", "true")), check=False, quiet=True)
+        probe = self.runner.run(netns_probe(pid), check=False, quiet=True)
         if not probe.ok:
             raise SectionFailed(
                 f"cannot enter the app container's network namespace ({_last_line(probe) or 'nsenter failed'})",
@@ -581,18 +580,13 @@ class BenchRun:
             path.write_text(text, encoding="utf-8")
             configs[kind] = text
             # Caddy keeps state under HOME/XDG folders: a private one, never the invoking user's.
-            env = {**os.environ, "HOME": str(folder), "XDG_DATA_HOME": str(folder), "XDG_CONFIG_HOME": str(folder)}
-            env["GOMAXPROCS"] = str(threads)
-            log = (folder / f"{kind}.log").open("wb")
-            cmd = peer_command(kind, pid, path)
-            proc = subprocess.Popen(
-                list(cmd.argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-            log.close()
+            env = {"HOME": str(folder), "XDG_DATA_HOME": str(folder), "XDG_CONFIG_HOME": str(folder)}
+            cmd = replace(peer_command(kind, pid, path), env={**env, "GOMAXPROCS": str(threads)})
+            proc = self.runner.start(cmd, log=folder / f"{kind}.log", quiet=True)
             self._processes.append(proc)
             time.sleep(0.2)
-            if proc.poll() is not None:
-                tail = (folder / f"{kind}.log").read_text(errors="replace").strip().splitlines()[-3:]
+            if not proc.running():
+                tail = proc.output().strip().splitlines()[-3:]
                 raise SectionFailed(f"{kind} exited {proc.returncode} at start: {' / '.join(tail)}")
         return configs
 
@@ -609,21 +603,14 @@ class BenchRun:
             "            if time.monotonic() > deadline: sys.exit(f'{url}: {exc}')\n"
             "        time.sleep(0.05)\n"
         )
-        cmd = Command(("nsenter", f"--target={pid}", "--net", "--", sys.executable, "-c", script, *urls))
+        cmd = netns_python(pid, script, *urls)
         result = self.runner.run(cmd, capture=True, quiet=True, check=False)
         if not result.ok:
             raise SectionFailed(f"a proxy did not answer 200: {_last_line(result)}")
 
     def stop_peers(self) -> None:
         while self._processes:
-            proc = self._processes.pop()
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+            self._processes.pop().stop(grace=5)
 
     def _wrk(self, pid: int, url: str, conns: int, seconds: int) -> WrkResult:
         cmd = wrk_command(pid, url, connections=conns, seconds=seconds, threads=self.settings.wrk_threads)
@@ -706,12 +693,6 @@ def _failure(exc: BaseException) -> str:
     if isinstance(exc, StepFailed):
         return exc.one_line()
     return str(exc) if isinstance(exc, KitError) else f"{type(exc).__name__}: {exc}"
-
-
-def _run_quiet(args, cwd: Path, env: dict[str, str]):
-    return subprocess.run(
-        list(args), cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
-    )
 
 
 def _last_line(result: Result) -> str:

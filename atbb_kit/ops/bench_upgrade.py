@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,8 +31,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from atbb_kit.commands.base import Command
 from atbb_kit.core.paths import KIT_ROOT
 from atbb_kit.infra.console import Column, console
+from atbb_kit.infra.runner import Result, Runner
 
 
 @dataclass(frozen=True)
@@ -180,16 +181,10 @@ def run_streaming(argv: Sequence[str], env: dict[str, str] | None, cwd: Path, ti
     steps: list[tuple[str, float]] = []
     lines: list[str] = []
     t0 = time.monotonic()
-    proc = subprocess.Popen(
-        list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
+    cmd = Command(tuple(argv), env=env or {}, cwd=cwd)
+    with Runner(echo=False).start(cmd, inherit_env=env is None, deadline=timeout) as proc:
+        for line in proc.lines():
             now = time.monotonic()
-            line = line.rstrip("\n")
             lines.append(line)
             done = STEP_DONE.match(line)
             if done:
@@ -199,10 +194,8 @@ def run_streaming(argv: Sequence[str], env: dict[str, str] | None, cwd: Path, ti
             begun = STEP_START.match(line)
             if begun:
                 marks[f"{begun.group(3)} start"] = now
-        proc.wait()
-    finally:
-        timer.cancel()
-    return UpgradeRun(proc.returncode, time.monotonic() - t0, steps, marks, "\n".join(lines))
+        returncode = proc.wait().returncode
+    return UpgradeRun(returncode, time.monotonic() - t0, steps, marks, "\n".join(lines))
 
 
 @dataclass
@@ -283,10 +276,10 @@ def save(figures: Figures, path: Path) -> None:
 # --- the script: `python -m atbb_kit.ops.bench_upgrade --from IMAGE --to IMAGE` ------------------------
 
 
-def _inv(*args: str, env: dict[str, str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+def _inv(*args: str, env: dict[str, str], cwd: Path, timeout: float = 900) -> Result:
+    """`inv ARGS` with exactly `env`, captured; exit code 124 when it outlives `timeout` (it is stopped)."""
+    cmd = Command((sys.executable, "-m", "invoke", *args), env=env, cwd=cwd)
+    return Runner(echo=False).start(cmd, merge_stderr=False, inherit_env=False).wait(timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
