@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atbb_kit.commands.base import Command
+from atbb_kit.commands.helm import chart_render, go_build, helm_template
 from atbb_kit.core.errors import ConfigError, KitError
 
 # docker/entrypoint.sh: nginx gets SUPERVISOR_NGINX_GRACE (5 s) to drain, then each service its own grace,
@@ -406,7 +406,7 @@ def check_values(cfg, values: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Renderer:
-    argv: tuple[str, ...]  # the command before CHART RELEASE NAMESPACE VALUES...
+    program: str  # the helm binary, or the kit's chart-render
     what: str  # shown to people: "helm 3.x" or "chart-render (Go text/template + Sprig, not Helm)"
     is_helm: bool
 
@@ -422,7 +422,7 @@ def find_renderer(run, kit_root: Path, build_dir: Path) -> Renderer:
     deploy/helm/tools/render.go with Debian's Go and Sprig packages (scripts/bootstrap.sh installs them)."""
     helm = shutil.which("helm")
     if helm:
-        return Renderer((helm, "template"), "helm template", True)
+        return Renderer(helm, "helm template", True)
     binary = build_dir / "chart-render"
     source = kit_root / RENDERER_SOURCE
     if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
@@ -436,31 +436,26 @@ def find_renderer(run, kit_root: Path, build_dir: Path) -> Renderer:
                 link = Path(gopath) / "src/github.com/Masterminds" / lib / "v3"
                 link.parent.mkdir(parents=True)
                 link.symlink_to(f"/usr/share/gocode/src/github.com/Masterminds/{lib}")
-            build = Command(
-                (go, "build", "-o", str(binary), str(source)),
-                env={
-                    "GO111MODULE": "off",
-                    "GOPATH": f"{gopath}:/usr/share/gocode",
-                    "GOCACHE": str(build_dir / "go-cache"),
-                    "GOFLAGS": "",
-                },
+            build = go_build(
+                go,
+                binary,
+                source,
+                gopath=f"{gopath}:/usr/share/gocode",
+                cache=build_dir / "go-cache",
                 install_hint=GO_HINT,
             )
             result = run.run(build, capture=True, quiet=True, check=False)
         if not result.ok:
             raise KitError(f"building chart-render failed: {result.stderr.strip()[-300:]}", GO_HINT)
-    return Renderer((str(binary),), "chart-render (Go text/template + Sprig, Helm's engine; not Helm)", False)
+    return Renderer(str(binary), "chart-render (Go text/template + Sprig, Helm's engine; not Helm)", False)
 
 
 def render(run, renderer: Renderer, chart: Path, values_files: list[Path], release: str = "atbb") -> str:
     """The chart's manifests for the values files, rendered by `run` (the kit's Runner)."""
-    if renderer.is_helm:
-        args = [*renderer.argv, release, str(chart), "--namespace", "default"]
-        for f in values_files:
-            args += ["-f", str(f)]
-    else:
-        args = [*renderer.argv, str(chart), release, "default", *map(str, values_files)]
-    result = run.run(Command(tuple(args)), capture=True, quiet=True, check=False)
+    build = helm_template if renderer.is_helm else chart_render
+    result = run.run(
+        build(renderer.program, chart, release, "default", values_files), capture=True, quiet=True, check=False
+    )
     if not result.ok:
         line = (result.stderr.strip().splitlines() or ["no output"])[-1]
         # A `fail` in the chart is the message; Go's template trace before it is noise for an operator.
