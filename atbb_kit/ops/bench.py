@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from string import Template
 from typing import Any
 
-# The argv builders of a bench run live in commands/load.py; tests/unit/test_bench.py still names them here.
-from atbb_kit.commands.load import peer_command, with_args, with_label, wrk_command  # noqa: F401
 from atbb_kit.core import nginx_conf, routing
 from atbb_kit.core.paths import KIT_ROOT
 from atbb_kit.infra.console import Column, console

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from atbb_kit.ops import bench as B
+from atbb_kit.ops.bench import MB, PATHS, PROXY_NAMES
 
 # One colour per series, the same in every chart: direct is the reference, nginx is ours.
 COLOURS = {
@@ -104,7 +104,7 @@ def proxy_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
     proxy = doc.get("details", {}).get("proxy") or {}
     cells = proxy.get("cells") or {}
     routes = proxy.get("routes") or []
-    paths = [p for p in proxy.get("paths", B.PATHS) if p in B.PROXY_NAMES]
+    paths = [p for p in proxy.get("paths", PATHS) if p in PROXY_NAMES]
     if not cells or not routes:
         return None
     Figure = _figure_cls()
@@ -132,7 +132,7 @@ def proxy_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
                         continue
                     xs.append(j + (i - (len(series) - 1) / 2) * width)
                     ys.append(value(cell[name], cell["direct"]))
-                bars = ax.bar(xs, ys, width, label=B.PROXY_NAMES[name], color=COLOURS[name])
+                bars = ax.bar(xs, ys, width, label=PROXY_NAMES[name], color=COLOURS[name])
                 if title == "requests/s":
                     _label_bars(ax, bars, [f"{y / 1000:.1f}k" if y >= 1000 else f"{y:.0f}" for y in ys])
                 else:
@@ -210,12 +210,12 @@ def image_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
     for y, (_, segments) in enumerate(rows):
         left = 0.0
         for label, size, colour in segments:
-            ax.barh(y, size / B.MB, left=left, color=colour, label=label)
-            left += size / B.MB
+            ax.barh(y, size / MB, left=left, color=colour, label=label)
+            left += size / MB
         ax.annotate(f"{left:.1f} MB", (left, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
     ax.set_yticks(range(len(rows)), [label for label, _ in rows])
     ax.invert_yaxis()
-    ax.set_xlabel(f"MB added over the base image ({base / B.MB:.1f} MB, not drawn); 1 MB = 1,000,000 bytes")
+    ax.set_xlabel(f"MB added over the base image ({base / MB:.1f} MB, not drawn); 1 MB = 1,000,000 bytes")
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"image: bytes over the base — {_subtitle(doc)}", fontsize=9)
     return _save(fig, path)

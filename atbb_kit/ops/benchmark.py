@@ -14,7 +14,7 @@ from pathlib import Path
 from atbb_kit.core.errors import KitError
 from atbb_kit.infra import engine
 from atbb_kit.infra.console import console
-from atbb_kit.ops import bench as B
+from atbb_kit.ops.bench import LABEL, NOT_MET, SECTIONS, print_table, render_markdown
 from atbb_kit.ops.bench_charts import ChartsUnavailable, write_charts
 from atbb_kit.ops.bench_run import run_bench
 
@@ -70,10 +70,10 @@ def bench(
     json_path.write_text(json.dumps(outcome.doc, indent=2) + "\n", encoding="utf-8")
     # The JSON keeps every figure (a stable shape for scripts); the table only what this run set out to measure.
     shown = [f for f in outcome.figures if f.spec.section in (*sections, "bench")]
-    B.print_table(outcome.doc, shown)
+    print_table(outcome.doc, shown)
     console.say(f"==> wrote {json_path}")
 
-    complete = not quick and sections == B.SECTIONS and not outcome.failed
+    complete = not quick and sections == SECTIONS and not outcome.failed
     md_path = (Path(markdown) if markdown else root / default_markdown) if (markdown or complete) else None
     # The charts go with the Markdown that links them (docs/performance-results/ for the default page).
     charts_dir = Path(charts) if charts else (md_path.with_suffix("") if md_path else None)
@@ -81,7 +81,7 @@ def bench(
     if md_path is not None:
         md_path.parent.mkdir(parents=True, exist_ok=True)
         links = {section: os.path.relpath(path, md_path.parent) for section, path in drawn.items()}
-        md_path.write_text(B.render_markdown(outcome.doc, outcome.figures, links), encoding="utf-8")
+        md_path.write_text(render_markdown(outcome.doc, outcome.figures, links), encoding="utf-8")
         console.say(f"==> wrote {md_path}")
     else:
         console.say(
@@ -89,7 +89,7 @@ def bench(
             "and --charts for the charts)"
         )
 
-    missed = [f.spec.label for f in outcome.figures if f.verdict == B.NOT_MET]
+    missed = [f.spec.label for f in outcome.figures if f.verdict == NOT_MET]
     if missed:
         console.say(f"==> {len(missed)} target(s) not met: {'; '.join(missed)}")
     if outcome.failed:
@@ -100,5 +100,5 @@ def bench(
     if outcome.cleanup_problems:
         raise KitError(
             f"bench: {len(outcome.cleanup_problems)} object(s) could not be removed",
-            f"remove them with: docker rm -f $(docker ps -aq --filter label={B.LABEL}={outcome.doc['run_id']})",
+            f"remove them with: docker rm -f $(docker ps -aq --filter label={LABEL}={outcome.doc['run_id']})",
         )

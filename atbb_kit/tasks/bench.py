@@ -25,15 +25,15 @@ RESULTS_MARKDOWN = "docs/performance-results.md"
 )
 def bench(c, quick=False, only=None, base=None, json_=None, markdown=None, nginx_conf=None, charts=None):
     """Benchmark image size, build caching, start-up, nginx against its peers and CLI speed; write and chart it."""
-    from atbb_kit.ops import bench as B
     from atbb_kit.ops import benchmark
+    from atbb_kit.ops.bench import parse_only
 
     flags.image_ref("base", base)
     for flag, value in (("json", json_), ("markdown", markdown), ("nginx-conf", nginx_conf), ("charts", charts)):
         if value is not None:
             flags.path(flag, value)
     try:
-        sections = B.parse_only(only)
+        sections = parse_only(only)
     except ValueError as exc:
         raise KitError(f"--only: {exc}", "e.g. --only build,image") from None
     k = kit(c, overrides={"image.base": base})

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from atbb_kit.commands.load import peer_command, with_args, with_label, wrk_command
 from atbb_kit.ops import bench
 from tests.conftest import ROOT
 
@@ -394,7 +395,7 @@ def test_values_that_would_change_a_peer_config_are_escaped_or_refused():
 
 @pytest.mark.parametrize(("kind", "program"), [("haproxy", "haproxy"), ("caddy", "caddy")])
 def test_peers_run_in_the_container_network_namespace(kind, program, tmp_path):
-    cmd = bench.peer_command(kind, 4242, tmp_path / "conf")
+    cmd = peer_command(kind, 4242, tmp_path / "conf")
     assert cmd.argv[:5] == ("nsenter", "--target=4242", "--net", "--", program)
     assert str(tmp_path / "conf") in cmd.argv
     assert program in cmd.install_hint
@@ -404,7 +405,7 @@ def test_peers_run_in_the_container_network_namespace(kind, program, tmp_path):
 
 
 def test_wrk_runs_in_the_container_network_namespace():
-    cmd = bench.wrk_command(4242, "http://127.0.0.1:80/api/ping", connections=8, seconds=2, threads=2)
+    cmd = wrk_command(4242, "http://127.0.0.1:80/api/ping", connections=8, seconds=2, threads=2)
     assert cmd.argv == (
         "nsenter",
         "--target=4242",
@@ -421,7 +422,7 @@ def test_wrk_runs_in_the_container_network_namespace():
 
 
 def test_wrk_never_asks_for_more_threads_than_connections():
-    cmd = bench.wrk_command(1, "http://x/", connections=1, seconds=1, threads=4)
+    cmd = wrk_command(1, "http://x/", connections=1, seconds=1, threads=4)
     assert "--threads=1" in cmd.argv
 
 
@@ -429,7 +430,7 @@ def test_with_args_go_before_the_build_context():
     from atbb_kit.commands.base import Command
 
     cmd = Command(("docker", "build", "--tag", "t", "/ctx"))
-    assert bench.with_args(cmd, "--target", "build").argv == (
+    assert with_args(cmd, "--target", "build").argv == (
         "docker",
         "build",
         "--tag",
@@ -444,7 +445,7 @@ def test_with_label_goes_before_the_build_context():
     from atbb_kit.commands.base import Command
 
     cmd = Command(("docker", "build", "--tag", "t", "/ctx"), env={"DOCKER_BUILDKIT": "1"})
-    labelled = bench.with_label(cmd, "atbb.bench", "abc")
+    labelled = with_label(cmd, "atbb.bench", "abc")
     assert labelled.argv == ("docker", "build", "--tag", "t", "--label", "atbb.bench=abc", "/ctx")
     assert labelled.env == {"DOCKER_BUILDKIT": "1"}
 
