@@ -1,11 +1,13 @@
 """Load-test argv for `inv bench`: wrk and the peer proxies (HAProxy, Caddy) run inside the app container's
-network namespace, and the bench's additions to a `docker build` command.
+network namespace, `inv` itself for the CLI timings, and the bench's additions to a `docker build` command.
 
 Pure builders returning `Command`s; ops/bench_run.py hands them to the Runner.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,6 +44,12 @@ def wrk_command(pid: int, url: str, *, connections: int, seconds: int, threads: 
         url,
         install_hint="install wrk (apt-get install wrk) and util-linux (nsenter), or run scripts/bootstrap.sh",
     )
+
+
+def invoke_command(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> Command:
+    """`inv ARGS` in `cwd` with this interpreter (`python -m invoke`), as the CLI timings and the upgrade
+    benchmark run the kit: the same interpreter for the kit and a bare baseline, so startup costs cancel out."""
+    return Command((sys.executable, "-m", "invoke", *args), env=dict(env or {}), cwd=cwd)
 
 
 def with_label(cmd: Command, key: str, value: str) -> Command:

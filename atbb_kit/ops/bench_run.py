@@ -19,7 +19,6 @@ import os
 import platform
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from atbb_kit.commands import docker as commands
 from atbb_kit.commands import pnpm
-from atbb_kit.commands.base import Command
-from atbb_kit.commands.load import peer_command, with_args, with_label, wrk_command
+from atbb_kit.commands.load import invoke_command, peer_command, with_args, with_label, wrk_command
 from atbb_kit.commands.netns import netns_probe, netns_python
 from atbb_kit.core.config import load_config
 from atbb_kit.core.errors import KitError
@@ -260,13 +258,12 @@ class BenchRun:
         bare = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-cli-"))
         self._temp_dirs.append(bare)
         (bare / "tasks.py").write_text(BARE_TASKS, encoding="utf-8")
-        inv = (sys.executable, "-m", "invoke")
         # The bare baseline runs the same interpreter: startup costs both pay (site, .pth files) cancel out.
         commands_ = {
-            "cli.bare_list_seconds": ((*inv, "--list"), bare),
-            "cli.list_seconds": ((*inv, "--list"), root),
-            "cli.tags_seconds": ((*inv, "tags"), root),
-            "cli.config_check_seconds": ((*inv, "config", "--check"), root),
+            "cli.bare_list_seconds": invoke_command(bare, "--list"),
+            "cli.list_seconds": invoke_command(root, "--list"),
+            "cli.tags_seconds": invoke_command(root, "tags"),
+            "cli.config_check_seconds": invoke_command(root, "config", "--check"),
         }
         keys = list(commands_)
         times: dict[str, list[float]] = {k: [] for k in keys}
@@ -277,9 +274,8 @@ class BenchRun:
             for key in keys[rnd % len(keys) :] + keys[: rnd % len(keys)]:
                 if key in failures:
                     continue
-                args, cwd = commands_[key]
                 started = time.perf_counter()
-                proc = self.runner.run(Command(args, cwd=cwd), capture=True, quiet=True, check=False)
+                proc = self.runner.run(commands_[key], capture=True, quiet=True, check=False)
                 seconds = time.perf_counter() - started
                 if proc.returncode != 0:
                     lines = (proc.stderr or proc.stdout).strip().splitlines()
@@ -294,7 +290,10 @@ class BenchRun:
                 continue
             value = median(samples)
             self.record(key, value, None if key == "cli.bare_list_seconds" else bare_median, samples=samples)
-        self.details["cli"] = {"commands": {k: list(v[0][2:]) for k, v in commands_.items()}, "failures": failures}
+        self.details["cli"] = {
+            "commands": {k: list(cmd.argv[2:]) for k, cmd in commands_.items()},
+            "failures": failures,
+        }
         if failures:
             raise SectionFailed("; ".join(f"{k}: {v}" for k, v in failures.items()))
 

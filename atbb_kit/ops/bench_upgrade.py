@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from atbb_kit.commands.base import Command
+from atbb_kit.commands.load import invoke_command
 from atbb_kit.core.paths import KIT_ROOT
 from atbb_kit.infra.console import Column, console
 from atbb_kit.infra.runner import Result, Runner
@@ -278,7 +279,7 @@ def save(figures: Figures, path: Path) -> None:
 
 def _inv(*args: str, env: dict[str, str], cwd: Path, timeout: float = 900) -> Result:
     """`inv ARGS` with exactly `env`, captured; exit code 124 when it outlives `timeout` (it is stopped)."""
-    cmd = Command((sys.executable, "-m", "invoke", *args), env=env, cwd=cwd)
+    cmd = invoke_command(cwd, *args, env=env)
     return Runner(echo=False).start(cmd, merge_stderr=False, inherit_env=False).wait(timeout)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from atbb_kit.commands.load import peer_command, with_args, with_label, wrk_command
+from atbb_kit.commands.load import invoke_command, peer_command, with_args, with_label, wrk_command
+from atbb_kit.commands.netns import netns_probe, netns_python
 from atbb_kit.ops import bench
 from tests.conftest import ROOT
 
@@ -419,6 +421,29 @@ def test_wrk_runs_in_the_container_network_namespace():
         "--latency",
         "http://127.0.0.1:80/api/ping",
     )
+
+
+@pytest.mark.parametrize(
+    ("cmd", "expected"),
+    [
+        (netns_probe(7), ("nsenter", "--target=7", "--net", "--", "true")),
+        (
+            netns_python(7, "print(1)", "a", "b"),
+            ("nsenter", "--target=7", "--net", "--", sys.executable, "-c", "print(1)", "a", "b"),
+        ),
+        (invoke_command(Path("/kit"), "--list"), (sys.executable, "-m", "invoke", "--list")),
+        (invoke_command(Path("/kit"), "config", "--check"), (sys.executable, "-m", "invoke", "config", "--check")),
+    ],
+    ids=["namespace probe", "python in the namespace", "inv --list", "inv config --check"],
+)
+def test_namespace_and_invoke_argv(cmd, expected):
+    assert cmd.argv == expected
+
+
+def test_invoke_command_runs_in_its_folder_with_the_env_given():
+    cmd = invoke_command(Path("/kit"), "tags", env={"A": "1"})
+    assert (cmd.cwd, dict(cmd.env)) == (Path("/kit"), {"A": "1"})
+    assert invoke_command(Path("/kit"), "tags").env == {}
 
 
 def test_wrk_never_asks_for_more_threads_than_connections():

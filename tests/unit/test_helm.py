@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from atbb_kit.commands.helm import chart_render, go_build, helm_template
 from atbb_kit.core.config import load_config
 from atbb_kit.core.errors import ConfigError
 from atbb_kit.ops import helm
@@ -175,3 +176,40 @@ def test_values_files_that_are_not_mappings(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(message)):
         helm.load_values(path)
+
+
+# --- the renderers' argv (commands/helm.py) -----------------------------------------------------------------
+
+VALUES = [Path("a.yaml"), Path("b.yaml")]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "expected"),
+    [
+        (
+            helm_template("helm", Path("chart"), "forum", "default", VALUES),
+            ("helm", "template", "forum", "chart", "--namespace", "default", "-f", "a.yaml", "-f", "b.yaml"),
+        ),
+        (
+            helm_template("helm", Path("chart"), "atbb", "ns", []),
+            ("helm", "template", "atbb", "chart", "--namespace", "ns"),
+        ),
+        (
+            chart_render("/b/chart-render", Path("chart"), "forum", "default", VALUES),
+            ("/b/chart-render", "chart", "forum", "default", "a.yaml", "b.yaml"),
+        ),
+        (chart_render("cr", Path("c"), "atbb", "default", []), ("cr", "c", "atbb", "default")),
+    ],
+    ids=["helm with values", "helm without values", "chart-render with values", "chart-render without values"],
+)
+def test_render_argv(cmd, expected):
+    assert cmd.argv == expected
+
+
+def test_go_build_is_gopath_mode_with_a_private_cache():
+    cmd = go_build(
+        "go", Path("out/cr"), Path("render.go"), gopath="/g:/usr/share/gocode", cache=Path("c"), install_hint="x"
+    )
+    assert cmd.argv == ("go", "build", "-o", "out/cr", "render.go")
+    assert dict(cmd.env) == {"GO111MODULE": "off", "GOPATH": "/g:/usr/share/gocode", "GOCACHE": "c", "GOFLAGS": ""}
+    assert cmd.install_hint == "x"
