@@ -175,10 +175,7 @@ class Runner:
                 cmd.failure_hint or "see the output above",
             ) from None
         except FileNotFoundError:
-            raise KitError(
-                f"{cmd.argv[0]} is not installed (needed for: {cmd.display()})",
-                cmd.install_hint or f"install {cmd.argv[0]} or run scripts/bootstrap.sh",
-            ) from None
+            raise _not_installed(cmd) from None
         result = Result(proc.returncode, proc.stdout or "", proc.stderr or "", time.monotonic() - started)
         return self._checked(cmd, result) if check else result
 
@@ -210,10 +207,7 @@ class Runner:
                     preexec_fn=_die_with_parent(),
                 )
             except FileNotFoundError:
-                raise KitError(
-                    f"{cmd.argv[0]} is not installed (needed for: {cmd.display()})",
-                    cmd.install_hint or f"install {cmd.argv[0]} or run scripts/bootstrap.sh",
-                ) from None
+                raise _not_installed(cmd) from None
             try:
                 stdout, stderr = proc.communicate(
                     input=reveal(cmd.stdin) if cmd.stdin is not None else None, timeout=oneoff.deadline
@@ -313,10 +307,7 @@ class Runner:
                 stderr=subprocess.PIPE,
             )
         except FileNotFoundError:
-            raise KitError(
-                f"{cmd.argv[0]} is not installed (needed for: {cmd.display()})",
-                cmd.install_hint or f"install {cmd.argv[0]} or run scripts/bootstrap.sh",
-            ) from None
+            raise _not_installed(cmd) from None
         with proc:
             assert proc.stdout is not None
             value = consume(proc.stdout)
@@ -385,10 +376,7 @@ class Runner:
                 preexec_fn=_die_with_parent(),
             )
         except FileNotFoundError:
-            raise KitError(
-                f"{cmd.argv[0]} is not installed (needed for: {cmd.display()})",
-                cmd.install_hint or f"install {cmd.argv[0]} or run scripts/bootstrap.sh",
-            ) from None
+            raise _not_installed(cmd) from None
         finally:
             if log is not None and not isinstance(out, int):
                 out.close()  # the child holds its own descriptor
@@ -521,6 +509,13 @@ def _show(stdout: str, stderr: str) -> None:
         tail = text.strip().splitlines()[-10:]
         if tail:
             print("\n".join(tail), file=sys.stderr, flush=True)
+
+
+def _not_installed(cmd: Command) -> KitError:
+    return KitError(
+        f"{cmd.argv[0]} is not installed (needed for: {cmd.display()})",
+        cmd.install_hint or f"install {cmd.argv[0]} or run scripts/bootstrap.sh",
+    )
 
 
 def _short(cmd: Command) -> str:
