@@ -67,6 +67,29 @@ def _values(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {f["key"]: f for f in doc.get("figures", [])}
 
 
+def _measured(doc: Mapping[str, Any], wanted: Sequence[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, figure) for each wanted (label, key) the document has a value for, in that order."""
+    figs = _values(doc)
+    return [(label, figs[key]) for label, key in wanted if key in figs and figs[key]["value"] is not None]
+
+
+def _axes(height: float):
+    """A new 8-inch-wide figure of `height` inches and its one plot (ChartsUnavailable without matplotlib)."""
+    fig = _figure_cls()(figsize=(8, height))
+    return fig, fig.subplots()
+
+
+def _row_labels(ax, labels: Sequence[str]) -> None:
+    """Horizontal bars: one row a label, the first at the top."""
+    ax.set_yticks(range(len(labels)), list(labels))
+    ax.invert_yaxis()
+
+
+def _end_label(ax, x: float, y: float, text: str) -> None:
+    """`text` just right of the end of the horizontal bar at row `y`."""
+    ax.annotate(text, (x, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+
+
 def _subtitle(doc: Mapping[str, Any]) -> str:
     m = doc.get("machine", {})
     load = m.get("load_average_start") or []
@@ -148,19 +171,16 @@ def proxy_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
 
 def build_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
     """Build times: cold, nothing changed, one file changed, dependency added, each with its target."""
-    figs = _values(doc)
     wanted = [
         ("cold", "build.cold_seconds"),
         ("nothing changed", "build.no_change_seconds"),
         ("one source file changed", "build.source_change_seconds"),
         ("dependency added", "build.dependency_added_seconds"),
     ]
-    rows = [(label, figs[key]) for label, key in wanted if key in figs and figs[key]["value"] is not None]
+    rows = _measured(doc, wanted)
     if not rows:
         return None
-    Figure = _figure_cls()
-    fig = Figure(figsize=(8, 0.6 * len(rows) + 1.2))
-    ax = fig.subplots()
+    fig, ax = _axes(0.6 * len(rows) + 1.2)
     ys = range(len(rows))
     values = [f["value"] for _, f in rows]
     bars = ax.barh(list(ys), values, color=[COLOURS["kit"]] * len(rows), label="build time")
@@ -168,14 +188,13 @@ def build_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
         text = f"{f['value']:.1f} s"
         if f.get("ratio") is not None:
             text += f" ({f['ratio']:.0%} of cold)"
-        ax.annotate(text, (bar.get_width(), y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+        _end_label(ax, bar.get_width(), y, text)
         target = f.get("target")
         if target and target["compare"] == "ratio" and f.get("baseline"):
             x = target["limit"] * f["baseline"]
             ax.plot([x, x], [y - 0.4, y + 0.4], color=COLOURS["target"], linewidth=2)
     ax.plot([], [], color=COLOURS["target"], linewidth=2, label="target")
-    ax.set_yticks(list(ys), [label for label, _ in rows])
-    ax.invert_yaxis()
+    _row_labels(ax, [label for label, _ in rows])
     ax.set_xlabel("seconds")
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"build: docker build times — {_subtitle(doc)}", fontsize=9)
@@ -190,7 +209,6 @@ def image_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
     kit = (details.get("kit") or {}).get("bytes")
     if base is None or kit is None:
         return None
-    Figure = _figure_cls()
     system = (figs.get("image.system_packages_bytes") or {}).get("value") or 0
     migrate = (figs.get("image.migrate_bytes") or {}).get("value") or 0
     parts = [
@@ -205,16 +223,14 @@ def image_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
     needs = (figs.get("image.added_vs_needs_bytes") or {}).get("baseline")
     if needs is not None:
         rows.append(("services' needs", [("each service's needs, summed", needs, COLOURS["needs"])]))
-    fig = Figure(figsize=(8, 0.55 * len(rows) + 1.4))
-    ax = fig.subplots()
+    fig, ax = _axes(0.55 * len(rows) + 1.4)
     for y, (_, segments) in enumerate(rows):
         left = 0.0
         for label, size, colour in segments:
             ax.barh(y, size / MB, left=left, color=colour, label=label)
             left += size / MB
-        ax.annotate(f"{left:.1f} MB", (left, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
-    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
-    ax.invert_yaxis()
+        _end_label(ax, left, y, f"{left:.1f} MB")
+    _row_labels(ax, [label for label, _ in rows])
     ax.set_xlabel(f"MB added over the base image ({base / MB:.1f} MB, not drawn); 1 MB = 1,000,000 bytes")
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"image: bytes over the base — {_subtitle(doc)}", fontsize=9)
@@ -226,9 +242,7 @@ def start_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
     runs = (doc.get("details", {}).get("start") or {}).get("runs") or []
     if not runs:
         return None
-    Figure = _figure_cls()
-    fig = Figure(figsize=(8, 2.8))
-    ax = fig.subplots()
+    fig, ax = _axes(2.8)
     xs = range(len(runs))
     width = 0.38
     first = [r["first_200_seconds"] for r in runs]
@@ -249,26 +263,22 @@ def start_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
 
 def cli_chart(doc: Mapping[str, Any], path: Path) -> Path | None:
     """CLI start-up: each command's median wall time next to a bare Invoke's."""
-    figs = _values(doc)
     wanted = [
         ("bare invoke --list", "cli.bare_list_seconds"),
         ("inv --list", "cli.list_seconds"),
         ("inv tags", "cli.tags_seconds"),
         ("inv config --check", "cli.config_check_seconds"),
     ]
-    rows = [(label, figs[key]) for label, key in wanted if key in figs and figs[key]["value"] is not None]
+    rows = _measured(doc, wanted)
     if not rows:
         return None
-    Figure = _figure_cls()
-    fig = Figure(figsize=(8, 0.5 * len(rows) + 1.2))
-    ax = fig.subplots()
+    fig, ax = _axes(0.5 * len(rows) + 1.2)
     colours = [COLOURS["direct"] if label.startswith("bare") else COLOURS["kit"] for label, _ in rows]
     bars = ax.barh(range(len(rows)), [f["value"] for _, f in rows], color=colours)
     for y, ((_, f), bar) in enumerate(zip(rows, bars, strict=True)):
         text = f"{f['value']:.2f} s" + (f" ({f['ratio']:.2f}× bare)" if f.get("ratio") else "")
-        ax.annotate(text, (bar.get_width(), y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
-    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
-    ax.invert_yaxis()
+        _end_label(ax, bar.get_width(), y, text)
+    _row_labels(ax, [label for label, _ in rows])
     ax.set_xlabel("seconds (median)")
     ax.set_title(f"cli: start-up of the kit's tasks — {_subtitle(doc)}", fontsize=9)
     return _save(fig, path)
