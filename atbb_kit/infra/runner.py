@@ -13,6 +13,10 @@ passes, or the task is interrupted (Ctrl-C, SIGTERM, SIGHUP), the runner removes
 stops the docker client and raises a KitError saying so. The client runs in a session of its own: a
 Ctrl-C on the terminal reaches only the kit, which then cleans up in a known order instead of racing the
 client's own signal forwarding.
+
+Background processes (the bench's peer proxies, a streamed `inv upgrade`) start with `Runner.start`, which
+returns a `Background` to read, wait for or stop (SIGTERM, then SIGKILL after a grace); it is announced and
+masked like `run`, starts nothing under --dry-run, and asks Linux to end the child if the kit dies.
 """
 
 from __future__ import annotations
