@@ -9,9 +9,10 @@ with its start time, latency and status; a status outside 200-399 is a failed re
 (refused, reset, timeout) a socket error. The e2e tests use
 the same generator (tests/e2e/test_upgrade.py), so the figures and the assertions count the same way.
 
-`measure` runs the steady state for a while, then `inv upgrade` under the same load, reads the step lines
-it prints (`[n/N] title: ok in X s`) as they come, and compares the latencies inside the switch window
-(from the start of the `switch` step to the end of `drain`) with the steady state's p99.
+`measure` runs the steady state for a while, then `inv upgrade` under the same load, then the steady state
+again; it reads the step lines `inv upgrade` prints (`[n/N] title: ok in X s`) as they come, and compares
+the latencies inside the switch window (from the start of the `switch` step to the end of `drain`) with the
+p99 of the steady state before and after.
 """
 
 from __future__ import annotations
@@ -246,9 +247,13 @@ def measure(
         time.sleep(steady_seconds)
         t_upgrade = time.monotonic()
         run = run_streaming(upgrade_argv, env, cwd, timeout)
-        time.sleep(1.0)
+        # The same again after the upgrade: on a shared host the load changes by the minute, and a
+        # baseline from both sides of the switch is fairer than one from before it alone.
+        t_after = time.monotonic()
+        time.sleep(steady_seconds)
+        t_end = time.monotonic()
     result = load.result
-    steady = result.between(t_steady, t_upgrade)
+    steady = LoadResult(result.between(t_steady, t_upgrade).samples + result.between(t_after, t_end).samples)
     w0 = run.marks.get("switch start", t_upgrade)
     w1 = run.marks.get("drain old end", time.monotonic())
     window = result.between(w0, w1)
@@ -289,7 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m atbb_kit.ops.bench_upgrade", description=main.__doc__)
     parser.add_argument("--from", dest="old", required=True, help="the image the stack starts with")
     parser.add_argument("--to", dest="new", required=True, help="the image `inv upgrade` switches to")
-    parser.add_argument("--steady", type=float, default=15.0, help="seconds of steady state first (default 15)")
+    parser.add_argument(
+        "--steady", type=float, default=15.0, help="seconds of steady state before and after (default 15)"
+    )
     parser.add_argument("--rate", type=float, default=60.0, help="requests a second in all (default 60)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--smoke", action="store_true", help="let inv upgrade smoke-test the image (slower)")

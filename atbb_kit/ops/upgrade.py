@@ -81,7 +81,7 @@ def plan(action: str, *, smoke: bool = True) -> list[Step]:
         ]
     steps += [
         Step("start", "start new", "a second atbb container with the new image, next to the old one"),
-        Step("health", "health check", "the image's HEALTHCHECK in the new container until it passes"),
+        Step("health", "health check", "the image's HEALTHCHECK in the new container until it passes, then warm-up"),
         Step("switch", "switch", "point the edge at the new container (graceful nginx reload), confirm it"),
         Step("drain", "drain old", "wait for requests in flight, stop and remove the old container"),
         Step("record", "record", "append the release to the history"),
@@ -430,6 +430,19 @@ class Switch:
                 )
             time.sleep(HEALTH_POLL)
 
+    def warm_up(self) -> None:
+        """A few requests to the new container itself before it gets traffic (commands/upgrade.WARM_UP_SCRIPT);
+        one that fails only costs the warm-up."""
+        paths = list(dict.fromkeys(["/", self.k.cfg.health.path]))
+        t0 = time.monotonic()
+        result = self.k.run.run(cmds.warm_up(self.docker, self.new.name, paths), check=False, capture=True)
+        if result.ok:
+            console.say(
+                f"    warmed up {self.new.name} ({', '.join(paths)}, 20 requests each) in {time.monotonic() - t0:.1f} s"
+            )
+        else:
+            console.warn(f"could not warm up {self.new.name} (exit {result.returncode}); switching anyway")
+
     def logs_hint(self) -> str:
         tail = ""
         try:
@@ -613,6 +626,7 @@ def execute(
             current = "health"
             with progress.step("health"):
                 sw.wait_healthy()
+                sw.warm_up()
             current = "switch"
             with progress.step("switch"):
                 sw.switch()

@@ -275,6 +275,18 @@ def test_stop_argv(args, expected):
     assert cmds.stop(*args).argv == expected
 
 
+def test_warm_up_argv_passes_paths_as_arguments():
+    cmd = cmds.warm_up("docker", "s_atbb_2", ["/", "/api/health"])
+    assert cmd.argv[:5] == ("docker", "exec", "s_atbb_2", "node", "-e")
+    assert cmd.argv[-2:] == ("/", "/api/health") and "/api/health" not in cmd.argv[5]
+
+
+@pytest.mark.parametrize("path", ["api/health", "/a b", ""])
+def test_warm_up_refuses_what_is_not_a_path(path):
+    with pytest.raises(ValueError):
+        cmds.warm_up("docker", "c", [path])
+
+
 def test_remove_and_pull_argv():
     assert cmds.remove("docker", "c").argv == ("docker", "rm", "-f", "c")
     assert cmds.pull("docker", "ghcr.io/o/atbb:1.2.3").argv == ("docker", "pull", "ghcr.io/o/atbb:1.2.3")
@@ -442,6 +454,9 @@ class FakeSwitch:
     def wait_healthy(self):
         self._step("wait_healthy")
 
+    def warm_up(self):
+        self._step("warm_up")
+
     def switch(self):
         self._step("switch_before")
         self.confirmed = True
@@ -540,7 +555,15 @@ def test_execute_when_the_migration_fails_or_is_stopped(tmp_path, hooks_fail, ex
 def test_execute_records_a_good_upgrade(tmp_path):
     sw = FakeSwitch()
     outcome = _run(tmp_path, sw)
-    assert sw.calls == ["pin_old", "start_new", "wait_healthy", "switch_before", "switch_after", "retire_old"]
+    assert sw.calls == [
+        "pin_old",
+        "start_new",
+        "wait_healthy",
+        "warm_up",
+        "switch_before",
+        "switch_after",
+        "retire_old",
+    ]
     (entry,) = releases.load_history(tmp_path).releases
     assert (entry.image, entry.version, entry.migrated, entry.backup) == ("a:2", "1.1.0", True, "backups/atbb-1.dump")
     assert outcome.new_container == "s_atbb_2" and set(outcome.seconds) >= {"start", "switch", "drain"}
