@@ -125,6 +125,8 @@ def _run(c, action, *, ref, to, env_file, state_dir, allow_downgrade, smoke, bac
         return
 
     interrupt_on_termination()
+    # The env file first: its folder is the default state folder, which the lock would otherwise create.
+    dep.checked_env(k, env_file)
     engine.client()
     command = shlex.join(["inv", *sys.argv[1:]]) if sys.argv else f"inv {action}"
     with releases.Lock(state, command, warn=console.warn):
@@ -133,7 +135,6 @@ def _run(c, action, *, ref, to, env_file, state_dir, allow_downgrade, smoke, bac
         facts: dict[str, up.ImageFacts] = {}
 
         def preflight() -> None:
-            dep.checked_env(k, env_file)
             _doctor_preflight(k, env_file)
             sw.find_stack()
             new = _ensure_image(k, ref)
