@@ -38,6 +38,10 @@ class Http:
     def describe(self) -> str:
         return f"HTTP {self.status} ({self.content_type or 'no content type'}): {self.excerpt() or '(empty body)'}"
 
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
     def json(self) -> Any:
         return json.loads(self.body)
 
@@ -58,11 +62,18 @@ def get(
     headers: Mapping[str, str] | None = None,
     agent: str = "atbb-kit",
     follow_redirects: bool = False,
+    limit: int | None = None,
 ) -> Http:
+    """One GET. `limit`: read at most that many bytes of the body (a probe that shows only the start of an
+    answer need not wait for the rest of a large one)."""
     req = urllib.request.Request(url, headers={"User-Agent": agent, **(headers or {})})  # noqa: S310 (local only)
     opener = _FOLLOW if follow_redirects else _NO_REDIRECT
     try:
         with opener.open(req, timeout=timeout) as resp:
-            return Http(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
+            return Http(resp.status, _lower(resp.headers), resp.read(limit))
     except urllib.error.HTTPError as err:
-        return Http(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+        return Http(err.code, _lower(err.headers), err.read(limit))
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
