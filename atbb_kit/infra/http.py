@@ -70,10 +70,11 @@ def get(
     opener = _FOLLOW if follow_redirects else _NO_REDIRECT
     try:
         with opener.open(req, timeout=timeout) as resp:
-            return Http(resp.status, _lower(resp.headers), resp.read(limit))
+            return _answer(resp.status, resp, limit)
     except urllib.error.HTTPError as err:
-        return Http(err.code, _lower(err.headers), err.read(limit))
+        return _answer(err.code, err, limit)
 
 
-def _lower(headers: Any) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
+def _answer(status: int, resp: Any, limit: int | None) -> Http:
+    body = resp.read() if limit is None else resp.read(limit)
+    return Http(status, {k.lower(): v for k, v in resp.headers.items()}, body)
