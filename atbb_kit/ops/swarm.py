@@ -26,8 +26,9 @@ from pathlib import Path
 from atbb_kit.commands import swarm as cmds
 from atbb_kit.core import safe_yaml
 from atbb_kit.core.errors import CommandFailed, ConfigError, KitError
-from atbb_kit.infra import envfile
+from atbb_kit.infra import envfile, polling
 from atbb_kit.infra.console import console
+from atbb_kit.infra.polling import Waiting
 
 STACK_FILE = "docker-stack.example.yml"
 EDGE_CONF = "deploy/swarm/edge-nginx.conf"
@@ -175,14 +176,18 @@ def running_tasks(k, docker: str, name: str) -> int:
 
 def wait_running(k, docker: str, name: str, count: int, timeout: float, what: str) -> None:
     """Until `count` tasks of `name` run (Swarm says Running only after a HEALTHCHECK passed)."""
-    deadline = time.monotonic() + timeout
-    while running_tasks(k, docker, name) < count:
-        if time.monotonic() > deadline:
-            raise KitError(
-                f"{what} did not have {count} running task(s) within {int(timeout)} s",
-                f"see `docker service ps --no-trunc {name}` and `docker service logs {name}`",
-            )
-        time.sleep(1)
+
+    def probe() -> bool | Waiting:
+        running = running_tasks(k, docker, name)
+        return True if running >= count else Waiting(f"{running} running")
+
+    try:
+        polling.until(probe, seconds=timeout, interval=1)
+    except polling.TimedOut:
+        raise KitError(
+            f"{what} did not have {count} running task(s) within {int(timeout)} s",
+            f"see `docker service ps --no-trunc {name}` and `docker service logs {name}`",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -204,11 +209,13 @@ def wait_update(k, docker: str, name: str, timeout: float, *, before: UpdateOutc
     """Until the rolling update of `name` ends: completed, rolled back, or paused. `before` is what the service
     said before the deploy, so a finished earlier update is not mistaken for this one's end; a deploy that
     changed nothing (the same image again) starts no update and ends after a few seconds."""
-    deadline = time.monotonic() + timeout
     quiet_until = time.monotonic() + 10
     seen = before.state
     started = False
-    while True:
+    finished = UPDATE_DONE | UPDATE_ROLLED_BACK | UPDATE_STUCK
+
+    def probe() -> UpdateOutcome | Waiting:
+        nonlocal seen, started
         outcome = update_status(k, docker, name)
         if not started and outcome.state == before.state and before.image == image and time.monotonic() > quiet_until:
             return UpdateOutcome("unchanged", "the service already ran this image", image)
@@ -216,15 +223,17 @@ def wait_update(k, docker: str, name: str, timeout: float, *, before: UpdateOutc
             console.say(f"==> {name}: update {outcome.state or 'pending'}")
             seen = outcome.state
         started = started or outcome.state in ("updating", "rollback_started")
-        finished = UPDATE_DONE | UPDATE_ROLLED_BACK | UPDATE_STUCK
         if outcome.state in finished and (started or before.state not in finished):
             return outcome
-        if time.monotonic() > deadline:
-            raise KitError(
-                f"the rolling update of {name} did not finish within {int(timeout)} s (state {outcome.state})",
-                f"watch `docker service ps {name}`; it goes on without the kit",
-            )
-        time.sleep(1)
+        return Waiting(outcome.state)
+
+    try:
+        return polling.until(probe, seconds=timeout, interval=1)
+    except polling.TimedOut as exc:
+        raise KitError(
+            f"the rolling update of {name} did not finish within {int(timeout)} s (state {exc.reason})",
+            f"watch `docker service ps {name}`; it goes on without the kit",
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -242,24 +251,27 @@ def migrate(k, docker: str, stack: str, image: str, timeout: float) -> None:
     if k.run.dry_run:
         k.run.run(cmds.scale_to_zero(docker, name))
         return
-    deadline = time.monotonic() + timeout
-    state, error, task = "", "", ""
+
+    def probe() -> tuple[str, str, str] | Waiting:
+        """(task, state, error) of the migration task once it ended."""
+        fresh = [t for t in task_lines(k, docker, name) if t[0] not in before]
+        if not fresh:
+            return Waiting("no task yet")
+        task, _desired, current = fresh[0][:3]
+        state = current.split(" ", 1)[0]
+        if state not in ("Complete", "Failed", "Rejected", "Orphaned"):
+            return Waiting(state)
+        return task, state, fresh[0][3] if len(fresh[0]) > 3 else ""
+
     with console.status(f"migrating with {image}"):
-        while True:
-            fresh = [t for t in task_lines(k, docker, name) if t[0] not in before]
-            if fresh:
-                task, _desired, current = fresh[0][:3]
-                error = fresh[0][3] if len(fresh[0]) > 3 else ""
-                state = current.split(" ", 1)[0]
-                if state in ("Complete", "Failed", "Rejected", "Orphaned"):
-                    break
-            if time.monotonic() > deadline:
-                k.run.run(cmds.scale_to_zero(docker, name), check=False)
-                raise KitError(
-                    f"the migration did not finish within {int(timeout)} s",
-                    f"see `docker service logs {name}`; the migration task was stopped",
-                )
-            time.sleep(1)
+        try:
+            task, state, error = polling.until(probe, seconds=timeout, interval=1)
+        except polling.TimedOut:
+            k.run.run(cmds.scale_to_zero(docker, name), check=False)
+            raise KitError(
+                f"the migration did not finish within {int(timeout)} s",
+                f"see `docker service logs {name}`; the migration task was stopped",
+            ) from None
     logs = k.run.run(cmds.task_logs(docker, task), capture=True, check=False, quiet=True)
     for line in ((logs.stdout or "") + (logs.stderr or "")).splitlines():
         console.say(f"    {line}")
