@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -11,6 +13,7 @@ import yaml
 from atbb_kit.commands import swarm as cmds
 from atbb_kit.core.config import load_config
 from atbb_kit.core.errors import ConfigError, KitError
+from atbb_kit.infra import polling
 from atbb_kit.ops import helm, swarm
 from tests.conftest import ROOT
 
@@ -165,3 +168,83 @@ def test_stack_deploy_passes_the_variables_and_runs_next_to_the_file(tmp_path):
     assert cmd.env == {"ATBB_IMAGE": "x"}
     assert cmd.cwd == tmp_path  # the edge config's `file:` is relative to the stack file
     assert cmds.service_name("atbb", "migrate") == "atbb_migrate"
+
+
+# --- the waits, on a fake clock (polling.until with a clock and a sleep of the test's) ----------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    until = functools.partial(polling.until, clock=fake, sleep=fake.sleep)
+    monkeypatch.setattr(swarm, "polling", SimpleNamespace(until=until, TimedOut=polling.TimedOut))
+    monkeypatch.setattr(swarm, "time", SimpleNamespace(monotonic=fake))
+    return fake
+
+
+def scripted(monkeypatch, name: str, answers: list):
+    """swarm.<name> answers `answers` in turn (the last one again once they run out)."""
+    asked = []
+
+    def answer(*_args):
+        asked.append(1)
+        return answers[min(len(asked), len(answers)) - 1]
+
+    monkeypatch.setattr(swarm, name, answer)
+    return asked
+
+
+U = swarm.UpdateOutcome
+OLD = U("completed", "update completed", "img:1")
+
+
+@pytest.mark.parametrize(
+    ("before", "image", "states", "expected", "polls"),
+    [
+        # The earlier update's "completed" is not this one's end: it must start first.
+        (OLD, "img:2", ["completed", "updating", "updating", "completed"], "completed", 4),
+        (OLD, "img:2", ["completed", "updating", "rollback_started", "rollback_completed"], "rollback_completed", 4),
+        (OLD, "img:2", ["updating", "paused"], "paused", 2),
+        # The same image again starts no update: after 10 quiet seconds it is "unchanged".
+        (OLD, "img:1", ["completed"], "unchanged", 12),
+        # A service never updated before says nothing, then its first update's end.
+        (U("", "", ""), "img:2", ["", "", "completed"], "completed", 3),
+        (OLD, "img:2", ["completed", "updating"], "did not finish within 30 s (state updating)", 32),
+    ],
+)
+def test_wait_update(monkeypatch, clock, capsys, before, image, states, expected, polls):
+    asked = scripted(monkeypatch, "update_status", [U(s, f"msg {s}", "img:x") for s in states])
+    if expected.startswith("did not"):
+        with pytest.raises(KitError, match=re.escape(expected)):
+            swarm.wait_update(None, "docker", "atbb_atbb", 30, before=before, image=image)
+    else:
+        assert swarm.wait_update(None, "docker", "atbb_atbb", 30, before=before, image=image).state == expected
+    assert len(asked) == polls
+    # One progress line per change of state, none for the state it started in.
+    changes = [s for i, s in enumerate(states[: len(asked)]) if s != ([before.state, *states][i])]
+    assert capsys.readouterr().err.count(": update ") == len(changes)
+
+
+@pytest.mark.parametrize(
+    ("running", "expected", "polls"),
+    [([0, 0, 1], None, 3), ([2], None, 1), ([0], "PostgreSQL did not have 1 running task(s) within 5 s", 7)],
+)
+def test_wait_running(monkeypatch, clock, running, expected, polls):
+    asked = scripted(monkeypatch, "running_tasks", running)
+    if expected:
+        with pytest.raises(KitError, match=re.escape(expected)):
+            swarm.wait_running(None, "docker", "atbb_postgres", 1, 5, "PostgreSQL")
+    else:
+        swarm.wait_running(None, "docker", "atbb_postgres", 1, 5, "PostgreSQL")
+    assert len(asked) == polls
