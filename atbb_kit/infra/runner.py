@@ -36,6 +36,8 @@ from typing import IO, TypeVar
 
 from atbb_kit.commands.base import Command, OneOff, reveal
 from atbb_kit.core.errors import CommandFailed, KitError
+from atbb_kit.infra import signals
+from atbb_kit.infra.signals import Interrupted
 
 T = TypeVar("T")
 
@@ -44,69 +46,6 @@ class DeadlineExceeded(KitError):
     """A one-off container did not finish within its deadline; it was removed."""
 
     exit_code = 124  # as timeout(1)
-
-
-class Interrupted(KitError):
-    """The task was interrupted (Ctrl-C, SIGTERM, SIGHUP) while a one-off container ran; it was removed."""
-
-    def __init__(self, what: str, fix: str | None, signum: int) -> None:
-        super().__init__(what, fix)
-        self.exit_code = 128 + signum
-
-
-class _Signalled(KeyboardInterrupt):
-    """Raised in the main thread for SIGTERM/SIGHUP while `signals_interrupt()` is active. A KeyboardInterrupt,
-    so that it unwinds like Ctrl-C: `finally` blocks run, and Invoke exits quietly if nothing catches it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-_RAISING = (signal.SIGTERM, signal.SIGHUP)
-
-
-def _raise_signal(signum, _frame) -> None:
-    raise _Signalled(signum)
-
-
-@contextlib.contextmanager
-def signals_interrupt() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into an exception for the duration, as Python does with SIGINT, so that
-    `finally` blocks (which remove one-off containers) run when a task is stopped. Outside the main
-    thread, where handlers cannot be installed, nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, _raise_signal) for sig in _RAISING}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def interrupt_on_termination() -> None:
-    """For the rest of this process, SIGTERM and SIGHUP unwind like Ctrl-C (see signals_interrupt). For
-    tasks that hold a one-off container between commands (backup: created, run, copied from, removed in a
-    `finally`): Python's default for SIGTERM would end the process without running that `finally`."""
-    if threading.current_thread() is threading.main_thread():
-        for sig in _RAISING:
-            signal.signal(sig, _raise_signal)
-
-
-@contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """Cleanup must finish: a second Ctrl-C or SIGTERM during it would leave the container behind."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *_RAISING)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @dataclass(frozen=True)
@@ -197,7 +136,7 @@ class Runner:
     def _run_oneoff(self, cmd: Command, env: Mapping[str, str] | None, capture: bool, oneoff: OneOff) -> Result:
         started = time.monotonic()
         pipe = subprocess.PIPE if capture else None
-        with signals_interrupt():
+        with signals.raising():
             try:
                 proc = subprocess.Popen(
                     [reveal(a) for a in cmd.argv],
@@ -224,11 +163,11 @@ class Runner:
                     "stopped and removed",
                     oneoff.fix,
                 ) from None
-            except (KeyboardInterrupt, _Signalled) as exc:
-                signum = exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
+            except KeyboardInterrupt as exc:
+                signum = signals.number(exc)
                 self._abort(proc, oneoff)
                 raise Interrupted(
-                    f"interrupted ({signal.Signals(signum).name}) while {oneoff.what} ran; its container "
+                    f"interrupted ({signals.name(signum)}) while {oneoff.what} ran; its container "
                     f"{oneoff.name} was stopped and removed",
                     "nothing else to clean up; run the task again when you are ready",
                     signum,
@@ -240,7 +179,7 @@ class Runner:
     def _abort(self, proc: subprocess.Popen, oneoff: OneOff) -> tuple[str, str]:
         """Remove the container, then end its client. Removing first makes the client return by itself; a
         second removal catches a container the daemon created while the client was being stopped."""
-        with _signals_ignored():
+        with signals.ignored():
             self._remove(oneoff)
             proc.terminate()
             try:

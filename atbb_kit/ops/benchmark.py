@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra import engine
+from atbb_kit.infra import engine, signals
 from atbb_kit.infra.console import console
 from atbb_kit.ops.bench import LABEL, NOT_MET, SECTIONS, print_table, render_markdown
 from atbb_kit.ops.bench_charts import ChartsUnavailable, write_charts
@@ -62,7 +62,7 @@ def bench(
     except KeyboardInterrupt as exc:
         err = KitError("bench: interrupted; cleanup ran (a warning above names anything left)", "rerun `inv bench`")
         # The shell's convention: 128 + the signal, 130 for Ctrl-C (SIGINT), 143 for SIGTERM.
-        err.exit_code = 128 + int(getattr(exc, "signum", 2))
+        err.exit_code = 128 + signals.number(exc)
         raise err from None
 
     root = k.cfg.root()

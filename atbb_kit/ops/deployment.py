@@ -53,7 +53,7 @@ from atbb_kit.infra.checkout import plan_for
 from atbb_kit.infra.console import console
 from atbb_kit.infra.envfile import load_env_file
 from atbb_kit.infra.envfile import read as read_env
-from atbb_kit.infra.runner import interrupt_on_termination
+from atbb_kit.infra.signals import raise_for_rest_of_process
 from atbb_kit.ops import backup as db
 from atbb_kit.ops import doctor
 from atbb_kit.ops import image as images
@@ -297,7 +297,7 @@ def one_off(docker: str, job: str, what: str, deadline: float, fix: str, *, remo
     """A OneOff with a fresh container name `atbb-<job>-<8 hex>` (unique: several tasks may share an engine).
     From here on SIGTERM and SIGHUP unwind the task like Ctrl-C, so the `finally` that removes a container
     created between commands runs when the task is stopped."""
-    interrupt_on_termination()
+    raise_for_rest_of_process()
     name = oneoff_name(job)
     return OneOff(name, what, deadline, docker_cmds.docker_remove(docker, name), remove_after, fix)
 

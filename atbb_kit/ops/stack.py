@@ -17,22 +17,19 @@ from __future__ import annotations
 
 import re
 import secrets
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from atbb_kit.commands.base import Secret, reveal
 from atbb_kit.core import app_env, image_spec
 from atbb_kit.core.app_env import PG_READY_PROBE, Database
-from atbb_kit.infra import engine, polling
+from atbb_kit.infra import engine, polling, signals
 from atbb_kit.infra import http as httpc
 from atbb_kit.infra.console import console
 from atbb_kit.infra.polling import Waiting
-from atbb_kit.infra.runner import Interrupted
+from atbb_kit.infra.signals import Guard, Interrupted, SignalReceived
 
 LOG_LINES = 20
 # The app's nginx listens here in the container.
@@ -55,65 +52,6 @@ class StepFailed(Exception):
 
 # ---------------------------------------------------------------------------------------------------------
 # Signals: Ctrl-C and SIGTERM must end in cleanup, never in leaked containers.
-
-
-class SignalReceived(BaseException):
-    """Raised in the main thread by a signal. A BaseException so no `except Exception` swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-class Guard:
-    """Turns signals into `SignalReceived`, except where an exception would do harm.
-
-    Inside `critical()` (a create call: the engine may finish creating after the client gave up, and the
-    sweep would miss it) the signal is remembered and raised when the section ends. During cleanup it is
-    only acknowledged: a second Ctrl-C must not leave half of the objects behind.
-    """
-
-    def __init__(self, say: Callable[[str], None] = lambda _: None) -> None:
-        self.pending: int | None = None
-        self.depth = 0
-        self.cleaning = False
-        self.say = say
-
-    def on_signal(self, signum: int, frame: Any = None) -> None:
-        if self.pending is None:
-            self.pending = signum
-        if self.cleaning:
-            self.say(f"received {signal.Signals(signum).name} while cleaning up: finishing the cleanup first")
-            return
-        if self.depth:
-            return
-        raise SignalReceived(signum)
-
-    @contextmanager
-    def critical(self) -> Iterator[None]:
-        self.depth += 1
-        try:
-            yield
-        finally:
-            self.depth -= 1
-            if not self.depth and self.pending is not None and not self.cleaning:
-                raise SignalReceived(self.pending)
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        # Python only lets the main thread set handlers; elsewhere (an embedding) the default ones stay.
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        previous = {s: signal.getsignal(s) for s in wanted}
-        for s in wanted:
-            signal.signal(s, self.on_signal)
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -261,7 +199,7 @@ class Stack:
             return None
         left = "nothing was left behind" if not self.keep and not self.problems else None
         return Interrupted(
-            f"{what}: interrupted by {signal.Signals(self.interrupted).name}{after}",
+            f"{what}: interrupted by {signals.name(self.interrupted)}{after}",
             left or f"clean up with: {cleanup_hint(self.label, self.run_id)}",
             self.interrupted,
         )

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -43,9 +42,9 @@ from typing import Any
 
 from atbb_kit.commands import upgrade as cmds
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra import engine
+from atbb_kit.infra import engine, signals
 from atbb_kit.infra.console import Column, console
-from atbb_kit.infra.runner import Interrupted
+from atbb_kit.infra.signals import Interrupted
 from atbb_kit.ops import releases
 
 # Labels the build writes (docker/Dockerfile) and the history keeps.
@@ -240,25 +239,6 @@ class Progress:
 # --- signals --------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def signals_ignored():
-    """The cleanup must finish: Ctrl-C, SIGTERM and SIGHUP wait until it has."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
-def signal_number(exc: BaseException) -> int:
-    return int(getattr(exc, "signum", signal.SIGINT))
-
-
 # --- the switch -----------------------------------------------------------------------------------------
 
 _MAP_DEFAULT = re.compile(r'map \$host \$(atbb_upstream|atbb_release) \{ default "([^"]*)"; \}')
@@ -303,15 +283,6 @@ class Outcome:
 
 class UpgradeFailed(KitError):
     exit_code = 1
-
-
-class _Signalled(KeyboardInterrupt):
-    """A signal that ended a one-off container or the smoke run, re-raised so that execute() unwinds the
-    same way as for one that arrived between steps."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 def record(sw: Switch, new: ImageFacts, history: releases.History, action: str) -> None:
@@ -637,8 +608,8 @@ def execute(
             if exc.exit_code > 128:
                 # A one-off container (migrate, backup) or the smoke run was stopped by a signal: the same
                 # as a signal here.
-                raise _Signalled(exc.exit_code - 128) from None
-            with signals_ignored():
+                raise signals.SignalReceived(exc.exit_code - 128) from None
+            with signals.ignored():
                 problems = sw.finish_after_signal() if sw.confirmed else sw.revert()
                 if sw.confirmed:
                     record(sw, facts(), history, action)
@@ -653,8 +624,8 @@ def execute(
                 ) from None
             raise failure(current, n, len(steps), exc, sw, problems) from None
     except KeyboardInterrupt as exc:
-        signum = signal_number(exc)
-        with signals_ignored():
+        signum = signals.number(exc)
+        with signals.ignored():
             problems = sw.finish_after_signal() if sw.confirmed else sw.revert()
             if sw.confirmed:
                 record(sw, facts(), history, action)

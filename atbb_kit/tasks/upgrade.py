@@ -81,7 +81,7 @@ def _run(c, action, *, ref, to, env_file, state_dir, allow_downgrade, smoke, bac
 
     from atbb_kit.infra import engine
     from atbb_kit.infra.console import console
-    from atbb_kit.infra.runner import interrupt_on_termination
+    from atbb_kit.infra.signals import raise_for_rest_of_process
     from atbb_kit.ops import deployment as dep
     from atbb_kit.ops import releases
     from atbb_kit.ops import upgrade as up
@@ -124,7 +124,7 @@ def _run(c, action, *, ref, to, env_file, state_dir, allow_downgrade, smoke, bac
             console.result(line)
         return
 
-    interrupt_on_termination()
+    raise_for_rest_of_process()
     # The env file first: its folder is the default state folder, which the lock would otherwise create.
     dep.checked_env(k, env_file)
     engine.client()

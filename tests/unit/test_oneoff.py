@@ -23,7 +23,8 @@ import pytest
 from atbb_kit.commands.base import Command, OneOff
 from atbb_kit.commands.compose import POSTGRES_VARIABLES
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra.runner import DeadlineExceeded, Interrupted, Runner
+from atbb_kit.infra.runner import DeadlineExceeded, Runner
+from atbb_kit.infra.signals import Interrupted
 from atbb_kit.ops import deployment as ops
 from tests.conftest import ROOT, run_inv
 

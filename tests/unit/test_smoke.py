@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from atbb_kit.core.config import load_config
+from atbb_kit.infra import signals
 from atbb_kit.infra.console import Console
 from atbb_kit.infra.http import Http
 from atbb_kit.ops import smoke, stack
@@ -159,9 +160,9 @@ def test_listed_errors_fail_the_line_and_others_propagate(cfg):
     done: list[smoke.CheckResult] = []
 
     def interrupted():
-        raise stack.SignalReceived(signal.SIGINT)
+        raise signals.SignalReceived(signal.SIGINT)
 
-    with pytest.raises(stack.SignalReceived):
+    with pytest.raises(signals.SignalReceived):
         smoke.run_checklist(checks, {"size": lambda: "ok", "postgres": interrupted}, outcomes=done)
     assert [o.check.key for o in done] == ["size"]
 
@@ -335,43 +336,6 @@ def test_judge_size(size, budget, fails):
 
 
 # --- signals ----------------------------------------------------------------------------------------------
-
-
-def test_a_signal_interrupts_at_once_outside_a_critical_section():
-    with pytest.raises(stack.SignalReceived) as info:
-        stack.Guard().on_signal(signal.SIGTERM)
-    assert info.value.signum == signal.SIGTERM
-
-
-def test_a_signal_inside_a_create_call_waits_for_it_to_finish():
-    guard = stack.Guard()
-    created = []
-    with pytest.raises(stack.SignalReceived), guard.critical():
-        with guard.critical():
-            guard.on_signal(signal.SIGINT)  # does not raise here...
-            created.append("container")
-        created.append("volume")  # ...nor when the inner section ends
-    assert created == ["container", "volume"]  # both exist, so the sweep will find both
-    assert guard.pending == signal.SIGINT
-
-
-def test_signals_during_cleanup_are_acknowledged_not_raised():
-    said: list[str] = []
-    guard = stack.Guard(said.append)
-    guard.cleaning = True
-    guard.on_signal(signal.SIGINT)
-    with guard.critical():
-        pass
-    assert guard.pending == signal.SIGINT
-    assert said and "finishing the cleanup first" in said[0]
-
-
-def test_interrupted_exit_codes_follow_the_shell():
-    assert stack.Interrupted("x", None, signal.SIGINT).exit_code == 130
-    assert stack.Interrupted("x", None, signal.SIGTERM).exit_code == 143
-
-
-# --- the task ---------------------------------------------------------------------------------------------
 
 
 def test_smoke_is_a_task_with_its_flags():

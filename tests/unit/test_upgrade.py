@@ -487,7 +487,7 @@ def _run(tmp_path, sw, hooks_fail=""):
         if hooks_fail == "migrate":
             raise KitError("the migrator exited with code 1", "see above")
         if hooks_fail == "migrate-signal":
-            from atbb_kit.infra.runner import Interrupted
+            from atbb_kit.infra.signals import Interrupted
 
             raise Interrupted("the migrator was interrupted", None, 15)
 
