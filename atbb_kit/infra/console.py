@@ -17,7 +17,9 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-# rich wraps at 80 columns when the stream is not a terminal (CI logs); tables are wider than that.
+# rich wraps at 80 columns when the stream is not a terminal (CI logs); tables are wider than that. Off a
+# terminal a table is laid out as wide as its longest row needs (at least this), so no cell wraps and every
+# row stays one greppable line.
 LOG_WIDTH = 120
 
 
@@ -28,6 +30,7 @@ class Column:
     style: str | None = None
     # Cells of a column that holds tool output are escaped: "[expression]" is not rich markup.
     markup: bool = False
+    no_wrap: bool = False
 
 
 class Console:
@@ -91,8 +94,9 @@ class Console:
         caption: str | None = None,
         show_header: bool = True,
         stream: TextIO | None = None,
+        width: int | None = None,
     ) -> None:
-        """A summary table (stdout unless `stream` says otherwise)."""
+        """A summary table (stdout unless `stream` says otherwise; `width` overrides the layout width)."""
         from rich.console import Console as RichConsole
         from rich.markup import escape
         from rich.table import Table
@@ -100,13 +104,21 @@ class Console:
         cols = [c if isinstance(c, Column) else Column(c) for c in columns]
         table = Table(title=title, caption=caption, title_justify="left", show_header=show_header)
         for c in cols:
-            table.add_column(c.header, justify=c.justify, style=c.style, overflow="fold")  # type: ignore[arg-type]
+            table.add_column(
+                c.header,
+                justify=c.justify,  # type: ignore[arg-type]
+                style=c.style,
+                overflow="fold",
+                no_wrap=c.no_wrap,
+            )
         for row in rows:
             table.add_row(*(cell if col.markup else escape(cell) for col, cell in zip(cols, row, strict=True)))
         target = stream or self.out
-        rich = RichConsole(file=target)
-        if not rich.is_terminal:
-            rich = RichConsole(file=target, width=max(rich.width, LOG_WIDTH))
+        rich = RichConsole(file=target, width=width)
+        if width is None and not rich.is_terminal:
+            # Each cell plus its padding and border (3 characters a column, 1 more for the last border).
+            needed = sum(max((len(str(r[i])) for r in rows), default=0) for i in range(len(cols))) + 3 * len(cols) + 1
+            rich = RichConsole(file=target, width=max(LOG_WIDTH, needed))
         rich.print(table)
 
 

@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -37,6 +36,7 @@ from atbb_kit.commands.load import invoke_command
 from atbb_kit.core.paths import KIT_ROOT
 from atbb_kit.infra.console import Column, console
 from atbb_kit.infra.runner import Result, Runner
+from atbb_kit.ops.deployment import write_demo_env
 
 
 @dataclass(frozen=True)
@@ -177,14 +177,14 @@ class UpgradeRun:
     output: str
 
 
-def run_streaming(argv: Sequence[str], env: dict[str, str] | None, cwd: Path, timeout: float) -> UpgradeRun:
-    """Run `inv upgrade ...`, timestamping its step lines as they arrive."""
+def run_streaming(cmd: Command, timeout: float) -> UpgradeRun:
+    """Run `inv upgrade ...` (with exactly the Command's environment), timestamping its step lines as they
+    arrive."""
     marks: dict[str, float] = {}
     steps: list[tuple[str, float]] = []
     lines: list[str] = []
     t0 = time.monotonic()
-    cmd = Command(tuple(argv), env=env or {}, cwd=cwd)
-    with Runner(echo=False).start(cmd, inherit_env=env is None, deadline=timeout) as proc:
+    with Runner(echo=False).start(cmd, inherit_env=False, deadline=timeout) as proc:
         for line in proc.lines():
             now = time.monotonic()
             lines.append(line)
@@ -232,10 +232,8 @@ class Figures:
 def measure(
     port: int,
     paths: Sequence[str],
-    upgrade_argv: Sequence[str],
+    upgrade: Command,
     *,
-    env: dict[str, str] | None,
-    cwd: Path,
     steady_seconds: float = 15.0,
     connections: int = 8,
     rate: float = 60.0,
@@ -246,7 +244,7 @@ def measure(
         t_steady = time.monotonic()
         time.sleep(steady_seconds)
         t_upgrade = time.monotonic()
-        run = run_streaming(upgrade_argv, env, cwd, timeout)
+        run = run_streaming(upgrade, timeout)
         # The same again after the upgrade: on a shared host the load changes by the minute, and a
         # baseline from both sides of the switch is fairer than one from before it alone.
         t_after = time.monotonic()
@@ -318,32 +316,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="atbb-bench-upgrade-") as tmp:
         work = Path(tmp)
         env_file = work / "atbb.env"
-        password = secrets.token_hex(16)
-        env_file.write_text(
-            f"DATABASE_URL=postgres://atbb:{password}@postgres:5432/atbb\n"
-            "FORUM_DID=did:plc:benchbenchbenchbenchbenc\nPDS_URL=https://pds.example.test\n"
-            f"OAUTH_PUBLIC_URL=http://localhost:{port}\nSESSION_SECRET={secrets.token_hex(32)}\n"
-            f"POSTGRES_USER=atbb\nPOSTGRES_PASSWORD={password}\nPOSTGRES_DB=atbb\n"
-        )
-        env_file.chmod(0o600)
+        write_demo_env(env_file, port)
         console.say(f"==> stack {project} at {args.old} on port {port}")
         try:
             up = _inv("compose-up", "--env-file", str(env_file), "--image", args.old, env=env, cwd=KIT_ROOT)
             if up.returncode:
                 console.error(f"inv compose-up failed: {up.stderr.strip()[-500:]}")
                 return 1
-            upgrade = [
-                *(sys.executable, "-m", "invoke", "upgrade", "--image", args.new, "--env-file", str(env_file)),
+            upgrade = invoke_command(
+                KIT_ROOT,
+                *("upgrade", "--image", args.new, "--env-file", str(env_file)),
                 *("--backup-dir", str(work / "backups")),
                 *(() if args.smoke else ("--no-smoke",)),
-            ]
+                env=env,
+            )
             console.say(f"==> {args.steady:g} s steady state, then inv upgrade to {args.new}, {args.rate:g} req/s")
             figures = measure(
                 port,
                 ("/", "/api/health"),
                 upgrade,
-                env=env,
-                cwd=KIT_ROOT,
                 steady_seconds=args.steady,
                 connections=args.connections,
                 rate=args.rate,

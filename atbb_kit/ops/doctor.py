@@ -21,20 +21,23 @@ import os
 import shlex
 import shutil
 import socket
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from atbb_kit.commands import compose, pg
 from atbb_kit.commands.compose import COMPOSE_HINT
 from atbb_kit.core.errors import KitError
 from atbb_kit.infra import engine, envfile
+from atbb_kit.infra.console import Column, Console
 from atbb_kit.infra.runner import DeadlineExceeded
-from atbb_kit.ops import backup, browser_check
-from atbb_kit.ops import deployment as operations  # which imports this module too: used in function bodies only
+from atbb_kit.ops import (
+    backup,
+    browser_check,
+    deployment,  # which imports this module too: used in function bodies only
+)
 from atbb_kit.ops.backup import COMPOSE_DB_HOST, parse_database_url
 from atbb_kit.ops.browser_check import CHROMIUM_NAMES, INSTALL_CHROMIUM, INSTALL_PLAYWRIGHT
 
@@ -460,7 +463,7 @@ def check_database(p: Probe) -> Finding:
         pull = shlex.join(["docker", "pull", image])
         return not_checked(name, f"it runs psql from {image}, which is not present locally", pull)
 
-    job = operations.one_off(cli, "doctor", "the database check", operations.CHECK_SECONDS, operations.CHECK_FIX)
+    job = deployment.one_off(cli, "doctor", "the database check", deployment.CHECK_SECONDS, deployment.CHECK_FIX)
     cmd = pg.connection_check(cli, image, backup.pg_env(target), network, name=job.name)
     try:
         result = p.run.run(cmd, check=False, capture=True, quiet=True, oneoff=job)
@@ -565,31 +568,14 @@ def run_checks(probe: Probe, checks: Sequence[DoctorCheck] = CHECKS) -> list[Fin
 _STYLE = {Level.OK: "green", Level.WARN: "yellow", Level.FAIL: "bold red"}
 
 
-def render(findings: Sequence[Finding], console=None) -> None:
-    """A rich table on stdout and a one-line summary. Off a terminal (CI logs, pipes) the table is laid
-    out wide so each check stays on one line and stays greppable."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    if console is None:
-        # Off a terminal: as wide as the longest row needs (each cell plus borders and padding), so no
-        # cell wraps and every check stays on one greppable line.
-        cells = [(f.check, f.level.value, f.detail, f.fix) for f in findings]
-        needed = sum(max((len(row[i]) for row in cells), default=0) for i in range(4)) + 4 * 3 + 1
-        console = Console(width=None if sys.stdout.isatty() else max(100, needed))
-    table = Table(title="atBB doctor", title_justify="left")
-    table.add_column("check", style="bold", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    table.add_column("detail")
-    table.add_column("fix")
-    for f in findings:
-        # escape: details quote tool output, which may hold [brackets] rich would read as markup.
-        table.add_row(escape(f.check), f"[{_STYLE[f.level]}]{f.level.value}[/]", escape(f.detail), escape(f.fix))
-    console.print(table)
+def render(findings: Sequence[Finding], out: TextIO | None = None) -> None:
+    """The findings as a table and a one-line summary, on stdout (or `out`): results, not progress."""
+    shown = Console(result_stream=out)
+    shown.table(
+        "atBB doctor",
+        [Column("check", style="bold", no_wrap=True), Column("", no_wrap=True, markup=True), "detail", "fix"],
+        [(f.check, f"[{_STYLE[f.level]}]{f.level.value}[/]", f.detail, f.fix) for f in findings],
+    )
     counts = {level: sum(1 for f in findings if f.level is level) for level in Level}
     verdict = "some checks failed" if counts[Level.FAIL] else "ready"
-    console.print(
-        f"doctor: {counts[Level.OK]} ok, {counts[Level.WARN]} warn, {counts[Level.FAIL]} fail: {verdict}",
-        highlight=False,
-    )
+    shown.result(f"doctor: {counts[Level.OK]} ok, {counts[Level.WARN]} warn, {counts[Level.FAIL]} fail: {verdict}")

@@ -206,12 +206,10 @@ def test_checks_are_unique_and_a_raising_check_becomes_a_failed_row():
 
 
 def test_render_keeps_each_check_on_one_line_and_escapes_markup():
-    from rich.console import Console
-
     long = "y" * 150
     findings = [Finding("env file", FAIL, f"[bold]{long}", "fix [it]"), Finding("Compose", OK, "fine")]
     out = io.StringIO()
-    doctor.render(findings, Console(file=out, width=400))
+    doctor.render(findings, out)
     lines = out.getvalue().splitlines()
     assert any(f"[bold]{long}" in ln and "fix [it]" in ln for ln in lines)
     assert "doctor: 1 ok, 0 warn, 1 fail: some checks failed" in lines[-1]
