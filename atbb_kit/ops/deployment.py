@@ -36,8 +36,6 @@ import shlex
 import shutil
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -48,11 +46,13 @@ from atbb_kit.commands import docker as docker_cmds
 from atbb_kit.commands.base import OneOff, Secret
 from atbb_kit.core import app_env, image_spec
 from atbb_kit.core.errors import CommandFailed, EnvFileError, KitError
-from atbb_kit.infra import engine
+from atbb_kit.infra import engine, polling
+from atbb_kit.infra import http as httpc
 from atbb_kit.infra.checkout import plan_for
 from atbb_kit.infra.console import console
 from atbb_kit.infra.envfile import load_env_file
 from atbb_kit.infra.envfile import read as read_env
+from atbb_kit.infra.polling import Waiting
 from atbb_kit.infra.signals import raise_for_rest_of_process
 from atbb_kit.ops import backup as db
 from atbb_kit.ops import doctor
@@ -145,6 +145,10 @@ def require_image(ref: str, fix: str) -> None:
         raise KitError(f"image {ref} is not present locally", fix)
 
 
+# Container states that will not turn healthy by waiting.
+STOPPED = ("exited", "dead", "restarting")
+
+
 def service_state(project: str, service: str):
     return next((s for s in engine.compose_services(project) if s.service == service), None)
 
@@ -156,10 +160,15 @@ def wait_healthy(k, stack, service: str, timeout: int) -> None:
     tty = err.isatty()
     started = time.monotonic()
     shown = ("", -10.0)
-    while True:
+    last = (None, "missing")  # what the last poll found: (the container's state, its health or state)
+
+    def probe() -> bool | Waiting:
+        """True: healthy; False: it stopped, so it never will be; Waiting: not yet."""
+        nonlocal shown, last
         elapsed = time.monotonic() - started
         found = service_state(project, service)
         state = (found.health or found.state) if found else "missing"
+        last = (found, state)
         # On a terminal the line rewrites itself; in a log, a line per change and one every 10 s.
         line = f"    waiting for {service} to turn healthy: {state} ({elapsed:.0f}s)"
         if tty:
@@ -168,27 +177,32 @@ def wait_healthy(k, stack, service: str, timeout: int) -> None:
             console.say(line)
             shown = (state, elapsed)
         if state in ("healthy", "running"):  # "running": the service has no healthcheck at all
-            if tty:
-                print(file=err)
-            return
-        stopped = found is None or found.state in ("exited", "dead", "restarting") or found.health == "unhealthy"
-        if stopped or elapsed >= timeout:
-            if tty:
-                print(file=err)
-            console.say(f"==> the last lines {service} logged:")
-            k.run.run(stack.logs(service, False, 20), check=False)
-            if found is None:
-                raise KitError(f"{service} has no container in the stack {project}", f"see `inv logs -s {service}`")
-            if found.state in ("exited", "dead", "restarting"):
-                raise KitError(
-                    f"{service} stopped (exit code {found.exit_code}) before turning healthy",
-                    f"its log lines above say why; `inv logs -s {service}` shows more",
-                )
-            raise KitError(
-                f"{service} did not turn healthy within {timeout}s (last state: {state})",
-                f"its log lines above say why; `inv logs -s {service}` shows more",
-            )
-        time.sleep(1)
+            return True
+        stopped = found is None or found.state in STOPPED or found.health == "unhealthy"
+        return False if stopped else Waiting(state)
+
+    try:
+        healthy = polling.until(probe, seconds=timeout, interval=1, start=started)
+    except polling.TimedOut:
+        healthy = False
+    if tty:
+        print(file=err)
+    if healthy:
+        return
+    found, state = last
+    console.say(f"==> the last lines {service} logged:")
+    k.run.run(stack.logs(service, False, 20), check=False)
+    if found is None:
+        raise KitError(f"{service} has no container in the stack {project}", f"see `inv logs -s {service}`")
+    if found.state in STOPPED:
+        raise KitError(
+            f"{service} stopped (exit code {found.exit_code}) before turning healthy",
+            f"its log lines above say why; `inv logs -s {service}` shows more",
+        )
+    raise KitError(
+        f"{service} did not turn healthy within {timeout}s (last state: {state})",
+        f"its log lines above say why; `inv logs -s {service}` shows more",
+    )
 
 
 def names_a_registry(ref: str) -> bool:
@@ -327,14 +341,12 @@ def compose_migrate(k, stack, deadline: int) -> None:
 
 
 def health_answer(url: str) -> tuple[int, str]:
-    """(status, first 200 characters of the body) of one GET; (0, reason) when nothing answered."""
+    """(status, first 200 bytes of the body) of one GET; (0, reason) when nothing answered."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (http://127.0.0.1 only)
-            return resp.status, resp.read(200).decode("utf-8", "replace")
-    except urllib.error.HTTPError as err:
-        return err.code, err.read(200).decode("utf-8", "replace")
-    except (OSError, ValueError) as exc:
+        answer = httpc.get(url, timeout=5, follow_redirects=True, limit=200)
+    except (*httpc.TRANSPORT_ERRORS, ValueError) as exc:
         return 0, str(getattr(exc, "reason", exc))
+    return answer.status, answer.text
 
 
 def confirm_healthy(k, port: int) -> None:
