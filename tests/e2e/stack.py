@@ -1,56 +1,55 @@
 """Helpers that start real containers for e2e tests: a PostgreSQL on a private network and the app.
 
 Everything a test starts carries the label `atbb.test=1`, so a session-end sweep can prove nothing leaked.
+
+What the kit defines once, the tests take from it rather than writing it again: the app's env contract and
+PostgreSQL's settings (atbb_kit/core/app_env.py), the HTTP GET (atbb_kit/infra/http.py) and the readiness
+poller (atbb_kit/infra/polling.py). The containers are the tests' own, not ops/stack.py's: test modules rely
+on their names (`<name>-pg`, `<name>-app`), their one shared label and `cleanup()` by name.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from atbb_kit.core import app_env as contract
+from atbb_kit.core.app_env import PG_READY_PROBE, Database
+from atbb_kit.infra import http as httpc
+from atbb_kit.infra import polling
+from atbb_kit.infra.http import Http
+from atbb_kit.infra.polling import Waiting
 
 TEST_LABEL = {"atbb.test": "1"}
-PG_USER, PG_DB = "atbb", "atbb"
-
-
-@dataclass
-class Http:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
+# The forum the e2e apps believe they serve (an env file some tests write by hand carries the same values).
+IDENTITY = contract.Identity(
+    forum_did="did:plc:e2etestforumaaaaaaaaaaaa",
+    pds_url="https://pds.example.test",
+    public_url="http://localhost:8080",
+    session_secret="",
+)
 
 
 def http_get(url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> Http:
-    req = urllib.request.Request(url, headers=headers or {})  # noqa: S310 (test URLs are loopback)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (test URLs are loopback)
-            return Http(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read())
-    except urllib.error.HTTPError as err:
-        return Http(err.code, {k.lower(): v for k, v in err.headers.items()}, err.read())
+    """The kit's GET, following redirects as a browser would (tests read the page a visitor ends on)."""
+    return httpc.get(url, timeout=timeout, headers=headers, follow_redirects=True)
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
+    """`predicate()` until it returns something truthy (that is returned); an exception counts as not yet,
+    as the thing waited for may refuse connections until it is up. An AssertionError at the deadline."""
+
+    def probe():
         try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as exc:  # the thing we wait for may refuse connections until it is up
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+            answer = predicate()
+        except Exception as exc:
+            return Waiting(repr(exc))
+        return answer if answer else Waiting(repr(answer))
+
+    try:
+        return polling.until(probe, seconds=timeout, interval=interval)
+    except polling.TimedOut as exc:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {exc.reason})") from None
 
 
 @dataclass
@@ -60,8 +59,12 @@ class Postgres:
     password: str
 
     @property
+    def db(self) -> Database:
+        return Database(host=self.container.name, password=self.password)
+
+    @property
     def url(self) -> str:
-        return f"postgres://{PG_USER}:{self.password}@{self.container.name}:5432/{PG_DB}"
+        return self.db.url()
 
 
 def start_postgres(client, image: str, name: str) -> Postgres:
@@ -73,25 +76,14 @@ def start_postgres(client, image: str, name: str) -> Postgres:
         detach=True,
         network=network.name,
         labels=TEST_LABEL,
-        environment={"POSTGRES_USER": PG_USER, "POSTGRES_PASSWORD": password, "POSTGRES_DB": PG_DB},
+        environment=Database(host="", password=password).server_env(),
     )
-
-    def ready():
-        code, _ = container.exec_run(["pg_isready", "-U", PG_USER, "-d", PG_DB, "-h", "127.0.0.1"])
-        return code == 0
-
-    wait_for(ready, 90, 0.5, "postgres to accept connections")
+    wait_for(lambda: container.exec_run(list(PG_READY_PROBE))[0] == 0, 90, 0.5, "postgres to accept connections")
     return Postgres(container, network, password)
 
 
 def app_env(pg: Postgres) -> dict[str, str]:
-    return {
-        "DATABASE_URL": pg.url,
-        "FORUM_DID": "did:plc:e2etestforumaaaaaaaaaaaa",
-        "PDS_URL": "https://pds.example.test",
-        "OAUTH_PUBLIC_URL": "http://localhost:8080",
-        "SESSION_SECRET": secrets.token_hex(32),
-    }
+    return contract.app_env(pg.db, replace(IDENTITY, session_secret=secrets.token_hex(32)))
 
 
 @dataclass
