@@ -249,8 +249,9 @@ def env_by_name(env: Mapping[str, str]) -> list[str]:
     return out
 
 
-def run_oneoff(
+def oneoff(
     docker: str,
+    verb: str,
     image: str,
     args: Sequence[str],
     env: Mapping[str, str],
@@ -260,14 +261,17 @@ def run_oneoff(
     settings: Mapping[str, str] | None = None,
     hint: str | None = None,
 ) -> Command:
-    """`docker run --rm` of `image` with `env` passed by name, and `settings` (never secret: argv is printed)
-    as `--env K=V`. The postgres images' entrypoints run any command that is not the server as it is, so
-    `args` is the tool and its flags."""
+    """A one-off container of `image`: `docker run --rm` (verb "run"), or `docker create` (verb "create":
+    the container exists before it runs, so a dump can be copied in or out with `docker cp`). `env` is
+    passed by name and `settings` (never secret: argv is printed) as `--env K=V`. The postgres images'
+    entrypoints run any command that is not the server as it is, so `args` is the tool and its flags."""
+    if verb not in ("run", "create"):
+        raise ValueError(f"a one-off container is run or created, not {verb!r}")
     return Command(
         argv(
             docker,
-            "run",
-            "--rm",
+            verb,
+            "--rm" if verb == "run" else None,
             oneoff_flags(name),
             ("--network", network) if network else None,
             env_by_name(env),
@@ -279,6 +283,21 @@ def run_oneoff(
         install_hint=DOCKER_HINT,
         failure_hint=hint,
     )
+
+
+def run_oneoff(
+    docker: str,
+    image: str,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    name: str,
+    network: str | None = None,
+    settings: Mapping[str, str] | None = None,
+    hint: str | None = None,
+) -> Command:
+    """`docker run --rm` of a one-off container (see `oneoff`)."""
+    return oneoff(docker, "run", image, args, env, name=name, network=network, settings=settings, hint=hint)
 
 
 def docker_remove(docker: str, name: str) -> Command:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from atbb_kit.commands.base import Command, argv
-from atbb_kit.commands.docker import DOCKER_HINT, env_by_name, oneoff_flags, run_oneoff
+from atbb_kit.commands import docker as docker_commands
+from atbb_kit.commands.base import Command
+from atbb_kit.commands.docker import DOCKER_HINT, run_oneoff
 
 # Where dumps live inside the one-off containers; /tmp is writable in every postgres image.
 CONTAINER_DUMP = "/tmp/atbb.dump"  # noqa: S108 (inside a private one-off container)
@@ -65,21 +66,9 @@ def restore_args(dbname: str, path: str = CONTAINER_DUMP) -> tuple[str, ...]:
 def create(
     docker: str, name: str, image: str, args: Sequence[str], env: Mapping[str, str], network: str | None
 ) -> Command:
-    """`docker create`: the container exists before it runs, so a dump can be copied in (restore) or out
-    (backup) with `docker cp`."""
-    return Command(
-        argv(
-            docker,
-            "create",
-            oneoff_flags(name),
-            ("--network", network) if network else None,
-            env_by_name(env),
-            image,
-            list(args),
-        ),
-        env=dict(env),
-        install_hint=DOCKER_HINT,
-    )
+    """`docker create` of a one-off container: it exists before it runs, so a dump can be copied in
+    (restore) or out (backup) with `docker cp`."""
+    return docker_commands.oneoff(docker, "create", image, args, env, name=name, network=network)
 
 
 def start_attached(docker: str, name: str) -> Command:
