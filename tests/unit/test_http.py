@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
 
 import pytest
 
 from atbb_kit.infra import http as httpc
+from tests.loopback import serving
 
 BIG = b"x" * 100_000
 
@@ -39,12 +39,8 @@ class Answers(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def base():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(Answers) as url:
+        yield url
 
 
 @pytest.mark.parametrize(
