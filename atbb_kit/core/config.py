@@ -6,6 +6,7 @@ so `inv config` can say so, and every validation error names the key path (and t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -125,6 +126,21 @@ def _url_prefix(value: str) -> str:
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            wide = ipaddress.ip_network(value, strict=False)
+            raise ValueError(f"{shown(value)} has host bits set; write the network, {wide}") from None
+        raise ValueError(f"expected an address or network like 10.0.0.0/8 or ::1, got {shown(value)}") from None
+
+
+IpNetwork = Annotated[str, AfterValidator(_network)]
+# The address ranges Docker, Kubernetes and a host's own proxy reach the container from.
+PRIVATE_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7")
 RelPath = Annotated[str, AfterValidator(_relative_path)]
 UrlPath = Annotated[str, AfterValidator(_url_prefix)]
 EnvName = Annotated[str, _matches(r"[A-Z_][A-Z0-9_]*", "an upper-case variable name like DATABASE_URL")]
@@ -318,6 +334,7 @@ class NginxConfig(_Strict):
     keepalive_timeout: int = Field(default=65, ge=0, le=600)
     client_max_body_size_mb: int = Field(default=10, ge=1, le=10_000)
     requests_per_client: int = Field(default=512, ge=0, le=100_000)
+    trusted_proxies: tuple[IpNetwork, ...] = Field(default=PRIVATE_NETWORKS, max_length=64)
 
 
 class ImageConfig(_Strict):

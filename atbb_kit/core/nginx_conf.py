@@ -7,6 +7,7 @@ in diffs; `check_drift` keeps the two from silently disagreeing.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -178,12 +179,22 @@ def render(cfg: Any, *, listen: int | str = 80, runtime_dir: str = RUNTIME_DIR) 
         keepalive_timeout=f"{limits.keepalive_timeout}s",
         send_timeout=f"{limits.send_timeout}s",
         max_body=f"{limits.client_max_body_size_mb}m",
+        real_ip=real_ip(limits.trusted_proxies),
         limit_conn=(
             f"    limit_conn atbb_per_client {limits.requests_per_client};"
             if limits.requests_per_client
             else "    # limit_conn: off (nginx.requests_per_client is 0)"
         ),
     )
+
+
+def real_ip(trusted: Sequence[str]) -> str:
+    """The realip directives for nginx.trusted_proxies; recursive, so a chain of trusted proxies (the host's
+    TLS proxy, then the edge) is walked back to the first address that is not one of them."""
+    if not trusted:
+        return "    # real_ip: off (nginx.trusted_proxies is empty): $remote_addr is the connecting peer"
+    lines = [f"    set_real_ip_from {net};" for net in trusted]
+    return "\n".join([*lines, "    real_ip_header X-Forwarded-For;", "    real_ip_recursive on;"])
 
 
 def write(cfg: Any, path: str | Path) -> None:

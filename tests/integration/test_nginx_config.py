@@ -236,7 +236,9 @@ def test_forwarding_headers_behind_a_tls_proxy(stack):
         },
     )
     headers = echoed(body)["headers"]
+    # The chain keeps the hop that connected; X-Real-IP is the visitor, because loopback is a trusted proxy.
     assert headers["X-Forwarded-For"] == "203.0.113.7, 127.0.0.1"
+    assert headers["X-Real-IP"] == "203.0.113.7"
     assert headers["X-Forwarded-Proto"] == "https"
     assert headers["X-Forwarded-Host"] == "forum.example"
     assert headers["X-Request-ID"] == "abc123"
@@ -353,6 +355,8 @@ def test_access_log_is_json_lines(stack):
     assert entry["method"] == "GET"
     assert entry["user_agent"] == 'evil "agent"\\'
     assert entry["x_forwarded_for"] == "198.51.100.1"
+    # nginx.trusted_proxies holds loopback: the log (and the per-client limit) see the visitor's address.
+    assert entry["remote_addr"] == "198.51.100.1"
     assert entry["upstream_status"] == "200"
     assert isinstance(entry["request_time"], float | int)
     assert entry["time"].startswith("20")

@@ -313,6 +313,16 @@ BAD = [
         "nginx.client_header_timeout: input",
     ),
     (
+        "nginx-trusted-proxy-not-a-network",
+        *_file("trusted_proxies: [127.0.0.0/8", "trusted_proxies: [edge.local"),
+        "nginx.trusted_proxies[0]: expected an address or network like 10.0.0.0/8",
+    ),
+    (
+        "nginx-trusted-proxy-host-bits",
+        *_file("trusted_proxies: [127.0.0.0/8", "trusted_proxies: [10.1.2.3/8"),
+        "has host bits set; write the network, 10.0.0.0/8",
+    ),
+    (
         "compose-network-bad",
         *_file('  network: ""', '  network: "bad net"'),
         "compose.network: expected a Docker network name",

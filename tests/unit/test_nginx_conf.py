@@ -164,6 +164,27 @@ def test_limits_come_from_the_nginx_section():
     assert "reset_timedout_connection on;" in default
 
 
+@pytest.mark.parametrize(
+    ("trusted", "present", "absent"),
+    [
+        (None, ["set_real_ip_from 172.16.0.0/12;", "set_real_ip_from fc00::/7;", "real_ip_recursive on;"], []),
+        ([], ["# real_ip: off"], ["set_real_ip_from", "real_ip_header"]),
+        (["203.0.113.0/24"], ["set_real_ip_from 203.0.113.0/24;", "real_ip_header X-Forwarded-For;"], ["10.0.0.0/8"]),
+    ],
+    ids=["default-private-ranges", "none-trusted", "one-network"],
+)
+def test_trusted_proxies_become_realip_directives(trusted, present, absent):
+    cfg = make_cfg() if trusted is None else make_cfg(nginx={"trusted_proxies": trusted})
+    text = nginx_conf.render(cfg)
+    for line in present:
+        assert line in text
+    for line in absent:
+        assert line not in text
+    # Whatever is trusted, the chain passed on names the peer that really connected.
+    assert "proxy_set_header X-Forwarded-For   $atbb_forwarded_for;" in text
+    assert '"$http_x_forwarded_for, $realip_remote_addr"' in text
+
+
 def test_only_the_static_location_gets_long_cache_and_not_for_errors():
     blocks = location_blocks(nginx_conf.render(make_cfg()))
     cache_line = f'add_header Cache-Control "{nginx_conf.STATIC_CACHE_CONTROL}";'
