@@ -33,8 +33,6 @@ from __future__ import annotations
 import re
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,8 +40,10 @@ from typing import Any
 
 from atbb_kit.commands import upgrade as cmds
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra import engine, signals
+from atbb_kit.infra import engine, polling, signals
+from atbb_kit.infra import http as httpc
 from atbb_kit.infra.console import Column, console
+from atbb_kit.infra.polling import Waiting
 from atbb_kit.infra.signals import Interrupted
 from atbb_kit.ops import releases
 
@@ -53,6 +53,7 @@ REVISION_LABEL = "org.opencontainers.image.revision"
 CREATED_LABEL = "org.opencontainers.image.created"
 HEALTH_POLL = 0.5
 EDGE_CONFIRM_SECONDS = 20
+EDGE_POLL = 0.2
 STOP_GRACE = 10
 
 
@@ -253,13 +254,10 @@ def parse_upstream(text: str) -> tuple[str, str]:
 def get_with_header(url: str, header: str) -> tuple[int, str]:
     """(status, the header's value) of one GET through the edge; (0, reason) when nothing answered."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (http://127.0.0.1 only)
-            resp.read()
-            return resp.status, resp.headers.get(header, "")
-    except urllib.error.HTTPError as err:
-        return err.code, err.headers.get(header, "")
-    except (OSError, ValueError) as exc:
+        answer = httpc.get(url, timeout=5, follow_redirects=True)
+    except (*httpc.TRANSPORT_ERRORS, ValueError) as exc:
         return 0, str(getattr(exc, "reason", exc))
+    return answer.status, answer.headers.get(header.lower(), "")
 
 
 @dataclass
@@ -368,9 +366,11 @@ class Switch:
     def wait_healthy(self) -> None:
         from docker.errors import APIError, NotFound
 
-        deadline = time.monotonic() + self.timeout
         test = None
-        while True:
+
+        def probe() -> bool | Waiting:
+            """True once the image's own health check passes in it; a KitError once it never will."""
+            nonlocal test
             try:
                 self.new.reload()
             except NotFound:
@@ -382,24 +382,27 @@ class Switch:
                     f"the new release's container {self.new.name} is not healthy: {reason}", self.logs_hint()
                 )
             test = test or health_test(attrs)
-            if attrs["State"].get("Status") == "running":
-                if test is None:
-                    console.warn("the new image has no HEALTHCHECK: it counts as healthy once it runs")
-                    return
-                try:
-                    code, _ = self.new.exec_run(test)
-                except APIError:
-                    code = -1
-                if code == 0:
-                    console.say(f"    {self.new.name} passes its health check")
-                    return
-            if time.monotonic() >= deadline:
-                raise KitError(
-                    f"the new release's container {self.new.name} did not pass its health check within "
-                    f"{self.timeout} s",
-                    self.logs_hint(),
-                )
-            time.sleep(HEALTH_POLL)
+            if attrs["State"].get("Status") != "running":
+                return Waiting(attrs["State"].get("Status", "not running"))
+            if test is None:
+                console.warn("the new image has no HEALTHCHECK: it counts as healthy once it runs")
+                return True
+            try:
+                code, _ = self.new.exec_run(test)
+            except APIError:
+                code = -1
+            if code != 0:
+                return Waiting(f"its health check exited {code}")
+            console.say(f"    {self.new.name} passes its health check")
+            return True
+
+        try:
+            polling.until(probe, seconds=self.timeout, interval=HEALTH_POLL)
+        except polling.TimedOut:
+            raise KitError(
+                f"the new release's container {self.new.name} did not pass its health check within {self.timeout} s",
+                self.logs_hint(),
+            ) from None
 
     def warm_up(self) -> None:
         """A few requests to the new container itself before it gets traffic (commands/upgrade.WARM_UP_SCRIPT);
@@ -431,18 +434,20 @@ class Switch:
     def confirm_edge(self, label: str) -> None:
         """Until the edge answers the health path with this release's label (the reload is asynchronous)."""
         url = f"http://127.0.0.1:{self.port}{self.k.cfg.health.path}"
-        deadline = time.monotonic() + EDGE_CONFIRM_SECONDS
-        last = ""
-        while time.monotonic() < deadline:
+
+        def probe() -> bool | Waiting:
             status, header = get_with_header(url, "X-Atbb-Release")
             if status == self.k.cfg.health.status and header == label:
-                return
-            last = f"HTTP {status}, release {header or 'none'}"
-            time.sleep(0.2)
-        raise KitError(
-            f"the edge did not answer from release {label} within {EDGE_CONFIRM_SECONDS} s (last: {last})",
-            "see `inv logs -s edge`",
-        )
+                return True
+            return Waiting(f"HTTP {status}, release {header or 'none'}")
+
+        try:
+            polling.until(probe, seconds=EDGE_CONFIRM_SECONDS, interval=EDGE_POLL)
+        except polling.TimedOut as exc:
+            raise KitError(
+                f"the edge did not answer from release {label} within {EDGE_CONFIRM_SECONDS} s (last: {exc.reason})",
+                "see `inv logs -s edge`",
+            ) from None
 
     def edge_points_at(self) -> tuple[str, str]:
         """What the edge's upstream.conf says now: (upstream, release label)."""

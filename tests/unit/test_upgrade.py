@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from atbb_kit.commands import upgrade as cmds
 from atbb_kit.commands.compose import Compose
 from atbb_kit.core.errors import KitError
+from atbb_kit.infra import polling
 from atbb_kit.ops import releases
 from atbb_kit.ops import upgrade as up
 from atbb_kit.ops.bench_upgrade import STEP_DONE, STEP_START, LoadResult, Sample, percentile
@@ -567,3 +571,120 @@ def test_execute_records_a_good_upgrade(tmp_path):
     (entry,) = releases.load_history(tmp_path).releases
     assert (entry.image, entry.version, entry.migrated, entry.backup) == ("a:2", "1.1.0", True, "backups/atbb-1.dump")
     assert outcome.new_container == "s_atbb_2" and set(outcome.seconds) >= {"start", "switch", "drain"}
+
+
+# --- the waits of the switch, on a fake clock ------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now = round(self.now + seconds, 6)  # no drift: 100 sleeps of 0.2 s are 20 s exactly
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    until = functools.partial(polling.until, clock=fake, sleep=fake.sleep)
+    monkeypatch.setattr(up, "polling", SimpleNamespace(until=until, TimedOut=polling.TimedOut))
+    return fake
+
+
+class ScriptedContainer:
+    """The new container: each reload takes the next (status, restarts, health check's exit code) of `script`
+    (the last one again once it runs out); "gone" is a container removed behind the kit's back."""
+
+    name = "atbb-new"
+
+    def __init__(self, script, healthcheck=("CMD", "/e", "health")) -> None:
+        self.script, self.healthcheck = script, healthcheck
+        self.reloads = 0
+        self.checks = 0
+
+    def reload(self) -> None:
+        from docker.errors import NotFound
+
+        self.reloads += 1
+        status, restarts, self.code = self.script[min(self.reloads, len(self.script)) - 1]
+        if status == "gone":
+            raise NotFound("gone")
+        health = {"Test": list(self.healthcheck)} if self.healthcheck else {}
+        self.attrs = {
+            "State": {"Status": status, "ExitCode": 3},
+            "RestartCount": restarts,
+            "Config": {"Healthcheck": health},
+        }
+
+    def exec_run(self, test):
+        self.checks += 1
+        assert test == list(self.healthcheck[1:])
+        return self.code, b""
+
+    def logs(self, tail: int) -> bytes:
+        return b"listening\nboom\n"
+
+
+def switch(timeout: int = 5) -> up.Switch:
+    cfg = SimpleNamespace(
+        compose=SimpleNamespace(project="p", host_port=8080), health=SimpleNamespace(path="/api/health", status=200)
+    )
+    return up.Switch(SimpleNamespace(cfg=cfg), lambda ref: None, "atbb.env", timeout=timeout, drain=0)
+
+
+@pytest.mark.parametrize(
+    ("script", "healthcheck", "says", "reloads", "checks"),
+    [
+        ([("created", 0, 1), ("running", 0, 1), ("running", 0, 0)], True, None, 3, 2),
+        ([("running", 0, 0)], None, None, 1, 0),
+        # 5 s at 0.5 s: the probe at 0 s and ten more, the last one after the deadline.
+        ([("running", 0, 1)], True, "did not pass its health check within 5 s", 12, 12),
+        ([("running", 0, 1), ("exited", 0, 1)], True, "is not healthy: it exited with code 3", 2, 1),
+        ([("running", 1, 1)], True, "is not healthy: it crashed and is restarting", 1, 0),
+        ([("running", 0, 1), ("gone", 0, 1)], True, "atbb-new disappeared", 2, 1),
+    ],
+)
+def test_wait_healthy(clock, capsys, script, healthcheck, says, reloads, checks):
+    sw = switch()
+    sw.new = ScriptedContainer(script, ("CMD", "/e", "health") if healthcheck else None)
+    if says:
+        with pytest.raises(KitError, match=re.escape(says)):
+            sw.wait_healthy()
+    else:
+        sw.wait_healthy()
+        err = capsys.readouterr().err
+        assert ("passes its health check" in err) == bool(healthcheck)
+        assert ("has no HEALTHCHECK" in err) == (not healthcheck)
+    assert (sw.new.reloads, sw.new.checks) == (reloads, checks)
+
+
+@pytest.mark.parametrize(
+    ("answers", "says", "asked"),
+    [
+        ([(0, "Connection refused"), (200, "old"), (200, "new")], None, 3),
+        ([(503, "new"), (200, "new")], None, 2),
+        # 20 s at 0.2 s: 101 answers in time, then one more after the deadline.
+        ([(200, "old")], "within 20 s (last: HTTP 200, release old)", 102),
+        ([(502, "")], "(last: HTTP 502, release none)", 102),
+    ],
+)
+def test_confirm_edge(monkeypatch, clock, answers, says, asked):
+    urls = []
+
+    def answer(url, header):
+        urls.append((url, header))
+        return answers[min(len(urls), len(answers)) - 1]
+
+    monkeypatch.setattr(up, "get_with_header", answer)
+    sw = switch()
+    if says:
+        with pytest.raises(KitError, match=re.escape(says)):
+            sw.confirm_edge("new")
+    else:
+        sw.confirm_edge("new")
+    assert len(urls) == asked
+    assert urls[0] == ("http://127.0.0.1:8080/api/health", "X-Atbb-Release")
