@@ -11,8 +11,8 @@ from atbb_kit.tasks._base import DRY_RUN_HELP, kit, kit_task
 
 @kit_task(
     help={
-        "only": "Comma-separated checks to run (default all): ruff, ruff-format, shellcheck, hadolint, "
-        "nginx-drift, nginx, actionlint, workflow-schema, action-schema, compose-schema, monorepo.",
+        "only": "Comma-separated checks to run (default all): ruff, ruff-format, mypy, layers, shellcheck, "
+        "hadolint, nginx-drift, nginx, helm, actionlint, workflow-schema, action-schema, compose-schema, monorepo.",
         "verbose": "Show every check's output, not only the failing ones'.",
         "dry_run": DRY_RUN_HELP,
     }
