@@ -5,19 +5,7 @@ from __future__ import annotations
 import pytest
 
 from atbb_kit.infra.polling import TimedOut, Waiting, until
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.clock import FakeClock
 
 
 def scripted(answers, clock: FakeClock, cost: float = 0.0):

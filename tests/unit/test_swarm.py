@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,8 +12,8 @@ import yaml
 from atbb_kit.commands import swarm as cmds
 from atbb_kit.core.config import load_config
 from atbb_kit.core.errors import ConfigError, KitError
-from atbb_kit.infra import polling
 from atbb_kit.ops import helm, swarm
+from tests.clock import on_fake_clock
 from tests.conftest import ROOT
 
 STACK = yaml.safe_load((ROOT / "docker-stack.example.yml").read_text())
@@ -173,23 +172,10 @@ def test_stack_deploy_passes_the_variables_and_runs_next_to_the_file(tmp_path):
 # --- the waits, on a fake clock (polling.until with a clock and a sleep of the test's) ----------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    fake = FakeClock()
-    until = functools.partial(polling.until, clock=fake, sleep=fake.sleep)
-    monkeypatch.setattr(swarm, "polling", SimpleNamespace(until=until, TimedOut=polling.TimedOut))
-    monkeypatch.setattr(swarm, "time", SimpleNamespace(monotonic=fake))
+    fake = on_fake_clock(monkeypatch, swarm)
+    monkeypatch.setattr(swarm, "time", SimpleNamespace(monotonic=fake))  # wait_update's 10 quiet seconds
     return fake
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -17,10 +16,10 @@ import pytest
 from atbb_kit.commands import upgrade as cmds
 from atbb_kit.commands.compose import Compose
 from atbb_kit.core.errors import KitError
-from atbb_kit.infra import polling
 from atbb_kit.ops import releases
 from atbb_kit.ops import upgrade as up
 from atbb_kit.ops.bench_upgrade import STEP_DONE, STEP_START, LoadResult, Sample, percentile
+from tests.clock import on_fake_clock
 
 # --- the plan -------------------------------------------------------------------------------------------
 
@@ -576,23 +575,9 @@ def test_execute_records_a_good_upgrade(tmp_path):
 # --- the waits of the switch, on a fake clock ------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now = round(self.now + seconds, 6)  # no drift: 100 sleeps of 0.2 s are 20 s exactly
-
-
 @pytest.fixture
 def clock(monkeypatch):
-    fake = FakeClock()
-    until = functools.partial(polling.until, clock=fake, sleep=fake.sleep)
-    monkeypatch.setattr(up, "polling", SimpleNamespace(until=until, TimedOut=polling.TimedOut))
-    return fake
+    return on_fake_clock(monkeypatch, up)
 
 
 class ScriptedContainer:
