@@ -36,7 +36,7 @@ SECRETS = (PASSWORD, WRONG_PASSWORD, SESSION_SECRET, SHORT_SECRET)
 PG_PROJECT = f"atbbe2ebad{uuid.uuid4().hex[:8]}"
 NO_PROJECT = f"atbbe2enone{uuid.uuid4().hex[:8]}"
 DOWN_URL = f"postgres://atbb:{PASSWORD}@127.0.0.1:1/atbb"  # from a container: its own loopback, port 1
-COMPOSE_SERVICES = "postgres, atbb, migrate"
+COMPOSE_SERVICES = "postgres, atbb, edge, migrate"
 
 
 @dataclass(frozen=True)
