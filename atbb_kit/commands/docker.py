@@ -251,12 +251,12 @@ def env_by_name(env: Mapping[str, str]) -> list[str]:
 
 def oneoff(
     docker: str,
-    verb: str,
     image: str,
     args: Sequence[str],
     env: Mapping[str, str],
     *,
     name: str,
+    verb: str = "run",
     network: str | None = None,
     settings: Mapping[str, str] | None = None,
     hint: str | None = None,
@@ -283,21 +283,6 @@ def oneoff(
         install_hint=DOCKER_HINT,
         failure_hint=hint,
     )
-
-
-def run_oneoff(
-    docker: str,
-    image: str,
-    args: Sequence[str],
-    env: Mapping[str, str],
-    *,
-    name: str,
-    network: str | None = None,
-    settings: Mapping[str, str] | None = None,
-    hint: str | None = None,
-) -> Command:
-    """`docker run --rm` of a one-off container (see `oneoff`)."""
-    return oneoff(docker, "run", image, args, env, name=name, network=network, settings=settings, hint=hint)
 
 
 def docker_remove(docker: str, name: str) -> Command:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from atbb_kit.commands import docker as docker_commands
 from atbb_kit.commands.base import Command
-from atbb_kit.commands.docker import DOCKER_HINT, run_oneoff
+from atbb_kit.commands.docker import DOCKER_HINT, oneoff
 
 # Where dumps live inside the one-off containers; /tmp is writable in every postgres image.
 CONTAINER_DUMP = "/tmp/atbb.dump"  # noqa: S108 (inside a private one-off container)
@@ -29,13 +28,13 @@ CHECK_ARGS = ("psql", "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-c", "se
 
 
 def probe(docker: str, image: str, env: Mapping[str, str], network: str | None, *, name: str) -> Command:
-    return run_oneoff(docker, image, ("sh", "-c", PROBE_SCRIPT), env, name=name, network=network)
+    return oneoff(docker, image, ("sh", "-c", PROBE_SCRIPT), env, name=name, network=network)
 
 
 def connection_check(docker: str, image: str, env: Mapping[str, str], network: str | None, *, name: str) -> Command:
     """psql `select 1`: proves host, port, credentials and database name, not just a listening socket
     (pg_isready would pass with a wrong password)."""
-    return run_oneoff(docker, image, CHECK_ARGS, env, name=name, network=network)
+    return oneoff(docker, image, CHECK_ARGS, env, name=name, network=network)
 
 
 def dump_args(path: str = CONTAINER_DUMP) -> tuple[str, ...]:
@@ -68,7 +67,7 @@ def create(
 ) -> Command:
     """`docker create` of a one-off container: it exists before it runs, so a dump can be copied in
     (restore) or out (backup) with `docker cp`."""
-    return docker_commands.oneoff(docker, "create", image, args, env, name=name, network=network)
+    return oneoff(docker, image, args, env, name=name, network=network, verb="create")
 
 
 def start_attached(docker: str, name: str) -> Command:

@@ -389,7 +389,7 @@ def migrate(k, env_file: str, image: str | None, timeout: int | None, network: s
     # waits that long for the database, printing one progress line per attempt.
     values = migrator_env(report.values)
     job = one_off(docker, "migrate", "the migrator", migrate_deadline(k.cfg, timeout), MIGRATE_FIX)
-    cmd = docker_cmds.run_oneoff(
+    cmd = docker_cmds.oneoff(
         docker,
         ref,
         image_spec.MIGRATE_ARGS,

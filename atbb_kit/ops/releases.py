@@ -291,3 +291,37 @@ class Lock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def rollback_target(history: History, to: str | None) -> tuple[str, str]:
+    """(image reference, warning or "") for `inv rollback [--to REF]`: the previous release, or the one --to
+    names; the warning says when the database was migrated since it ran."""
+    if to:
+        found = history.find(to)
+        index = found[0] if found else None
+        ref = found[1].image if found else to
+    else:
+        target = history.previous()
+        if target is None:
+            raise KitError(
+                f"the release history {history.path} has no previous release to return to",
+                "give one with --to REF (see `inv releases`)",
+            )
+        index = history.releases.index(target)
+        ref = target.image
+    warning = ""
+    if index is not None:
+        migrated = history.migrated_since(index)
+        if migrated:
+            names = ", ".join(r.image for r in migrated)
+            backup = next((r.backup for r in migrated if r.backup), "")
+            warning = (
+                f"the database was migrated since {ref} ran (by {names}); the older image may refuse it or "
+                "misread it"
+                + (
+                    f". The backup taken before that: {backup} (restore it only if the rollback needs it)"
+                    if backup
+                    else ""
+                )
+            )
+    return ref, warning

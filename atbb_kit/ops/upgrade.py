@@ -283,23 +283,25 @@ class UpgradeFailed(KitError):
     exit_code = 1
 
 
-def record(sw: Switch, new: ImageFacts, history: releases.History, action: str) -> None:
-    releases.append(
-        history,
-        releases.Release(
-            image=new.ref,
-            image_id=new.image_id,
-            version=new.version,
-            revision=new.revision,
-            created=new.created,
-            at=releases.now_iso(),
-            by=releases.operator(),
-            action=action,
-            backup=sw.backup,
-            migrated=sw.migrated,
-            container=sw.new.name,
-        ),
+def release_of(facts: ImageFacts, action: str, *, container: str, backup: str = "", migrated: bool = False):
+    """The history's record of `facts` starting to serve now, by whoever runs the kit."""
+    return releases.Release(
+        image=facts.ref,
+        image_id=facts.image_id,
+        version=facts.version,
+        revision=facts.revision,
+        created=facts.created,
+        at=releases.now_iso(),
+        by=releases.operator(),
+        action=action,
+        backup=backup,
+        migrated=migrated,
+        container=container,
     )
+
+
+def record(sw: Switch, new: ImageFacts, history: releases.History, action: str) -> None:
+    releases.append(history, release_of(new, action, container=sw.new.name, backup=sw.backup, migrated=sw.migrated))
 
 
 class Switch:

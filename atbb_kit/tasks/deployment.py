@@ -98,7 +98,7 @@ def compose_down(c, volumes=False, env_file=".env", dry_run=False):
 # (pyinvoke/invoke#159), and a required one would make plain `inv logs` an error.
 @kit_task(
     help={
-        "service": "Only this service of the Compose file: atbb or postgres (default: all).",
+        "service": "Only this service of the Compose file: atbb, edge or postgres (default: all).",
         "follow": "Keep printing new lines (Ctrl-C stops).",
         "tail": "Only the last N lines of each service (default 200; 0: all).",
         "env_file": ENV_HELP,

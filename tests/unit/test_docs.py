@@ -455,10 +455,13 @@ def test_architecture_layer_table_lists_each_layers_own_files():
     assert [layer for layer, _ in rows] == list(LAYERS)
     for layer, row in rows:
         holds = row.split(" | ")[0]
-        for name in re.findall(r"`([\w]+\.py)`", holds):
+        listed = set(re.findall(r"`([\w]+\.py)`", holds))
+        for name in sorted(listed):
             assert (ROOT / "atbb_kit" / layer / name).is_file(), (
                 f"architecture.md: atbb_kit/{layer}/{name} is not there"
             )
+        present = {f.name for f in (ROOT / "atbb_kit" / layer).glob("*.py") if f.name != "__init__.py"}
+        assert not present - listed, f"architecture.md: the {layer} row does not list {sorted(present - listed)}"
 
 
 def test_architecture_states_the_layers_the_contract_enforces():

@@ -185,6 +185,36 @@ def test_find_and_migrated_since(tmp_path):
     assert history.migrated_since(1) == []
 
 
+@pytest.mark.parametrize(
+    ("to", "image", "warns"),
+    [
+        (None, "a:2", "the database was migrated since a:2 ran (by a:3)"),  # the previous release
+        ("a:1", "a:1", "migrated since a:1 ran (by a:3); the older image"),
+        ("1.0.0", "a:1", "the backup taken before that: /b/atbb-1.dump"),  # by version, with the backup
+        ("a:3", "a:3", ""),  # nothing migrated after the newest
+        ("ghcr.io/x/atbb:9", "ghcr.io/x/atbb:9", ""),  # not in the history: taken as a reference, no warning
+    ],
+)
+def test_rollback_target(tmp_path, to, image, warns):
+    history = releases.History(
+        tmp_path / "h.json",
+        [
+            rel("a:1", "sha256:" + "1" * 64, "1.0.0"),
+            rel("a:2", "sha256:" + "2" * 64, "1.1.0"),
+            rel("a:3", "sha256:" + "3" * 64, "1.2.0", migrated=True, backup="/b/atbb-1.dump"),
+        ],
+    )
+    ref, warning = releases.rollback_target(history, to)
+    assert ref == image
+    assert (warns.lower() in warning.lower()) if warns else warning == ""
+
+
+def test_rollback_without_a_previous_release_is_a_one_line_error(tmp_path):
+    history = releases.History(tmp_path / "h.json", [rel("a:1", "sha256:" + "1" * 64, "1.0.0")])
+    with pytest.raises(KitError, match="no previous release to return to"):
+        releases.rollback_target(history, None)
+
+
 @pytest.mark.parametrize("text", ["{", '{"releases": [{"nope": 1}]}', '{"format": 1}', "[]"])
 def test_a_broken_history_is_a_one_line_error(tmp_path, text):
     (tmp_path / releases.HISTORY_NAME).write_text(text)
