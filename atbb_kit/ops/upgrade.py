@@ -300,6 +300,22 @@ def release_of(facts: ImageFacts, action: str, *, container: str, backup: str = 
     )
 
 
+def settle(sw: Switch, facts: Callable[[], ImageFacts], history: releases.History, action: str, ref: str) -> list[str]:
+    """After a failure or a signal: one release serving, and the history saying which. When migrations
+    started and the old release kept the traffic, the history records it again as migrated, so a later
+    `inv rollback` warns that the database is newer than what ran before it."""
+    with signals.ignored():
+        problems = sw.finish_after_signal() if sw.confirmed else sw.revert()
+        if sw.confirmed:
+            record(sw, facts(), history, action)
+        elif sw.migrate_started and sw.old_facts is not None:
+            kept = release_of(
+                sw.old_facts, f"kept ({action} to {ref} failed)", container=sw.old.name, backup=sw.backup, migrated=True
+            )
+            releases.append(history, kept)
+    return problems
+
+
 def record(sw: Switch, new: ImageFacts, history: releases.History, action: str) -> None:
     releases.append(history, release_of(new, action, container=sw.new.name, backup=sw.backup, migrated=sw.migrated))
 
@@ -324,6 +340,8 @@ class Switch:
         self.backup = ""
         self.migrated = False
         self.migrate_started = False
+        # The running release's facts, read in the preflight; recorded again if a failed upgrade migrated.
+        self.old_facts: ImageFacts | None = None
 
     # -- preflight --
 
@@ -616,10 +634,7 @@ def execute(
                 # A one-off container (migrate, backup) or the smoke run was stopped by a signal: the same
                 # as a signal here.
                 raise signals.SignalReceived(exc.exit_code - 128) from None
-            with signals.ignored():
-                problems = sw.finish_after_signal() if sw.confirmed else sw.revert()
-                if sw.confirmed:
-                    record(sw, facts(), history, action)
+            problems = settle(sw, facts, history, action, ref)
             n = progress.number(current)
             progress.summary(f"{action}: failed")
             if sw.confirmed:
@@ -632,10 +647,7 @@ def execute(
             raise failure(current, n, len(steps), exc, sw, problems) from None
     except KeyboardInterrupt as exc:
         signum = signals.number(exc)
-        with signals.ignored():
-            problems = sw.finish_after_signal() if sw.confirmed else sw.revert()
-            if sw.confirmed:
-                record(sw, facts(), history, action)
+        problems = settle(sw, facts, history, action, ref)
         progress.summary(f"{action}: interrupted")
         raise interrupted(current, sw, signum, problems) from None
     new = facts()

@@ -137,6 +137,7 @@ def run(k, req: Request) -> None:
             sw.find_stack()
             new = ensure_image(k, ref)
             current = sw.current_facts()
+            sw.old_facts = current
             console.say(f"    running: {current.shown()}")
             console.say(f"    new:     {new.shown()}")
             if new.image_id and new.image_id == current.image_id:

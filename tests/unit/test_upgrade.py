@@ -470,6 +470,7 @@ class FakeSwitch:
         self.old, self.new = _Named("s_atbb_1"), None
         self.confirmed = False
         self.backup, self.migrated, self.migrate_started = "", False, False
+        self.old_facts = up.ImageFacts("a:1", "sha256:" + "1" * 64, "1.0.0", "r1", "")
         self.env_file = ".env"
 
     def _step(self, name: str) -> None:
@@ -565,7 +566,13 @@ def test_execute_leaves_one_release_serving(tmp_path, capsys, fail_at, error, cl
     if cleanup == "REVERT":
         assert "inv restore backups/atbb-1.dump --force" in (err.value.fix or "")
     recorded = releases.load_history(tmp_path).releases
-    assert [r.image for r in recorded] == (["a:2"] if cleanup == "FINISH" else [])
+    if cleanup == "FINISH":
+        assert [r.image for r in recorded] == ["a:2"]
+    else:
+        # The old release kept serving on a migrated database: the history says so, for a later rollback.
+        (kept,) = recorded
+        assert (kept.image, kept.migrated, kept.backup) == ("a:1", True, "backups/atbb-1.dump")
+        assert kept.action.startswith("kept (upgrade to a:2 failed)")
     assert "upgrade: " in capsys.readouterr().out  # the summary table
 
 
@@ -583,6 +590,9 @@ def test_execute_when_the_migration_fails_or_is_stopped(tmp_path, hooks_fail, ex
     assert err.value.exit_code == exit_code and says in err.value.what
     assert "inv restore backups/atbb-1.dump --force" in (err.value.fix or "")
     assert "start_new" not in sw.calls
+    # A migration that started counts, finished or not: the schema may be half new.
+    (kept,) = releases.load_history(tmp_path).releases
+    assert kept.image == "a:1" and kept.migrated
 
 
 def test_execute_records_a_good_upgrade(tmp_path):
