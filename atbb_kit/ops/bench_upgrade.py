@@ -33,6 +33,7 @@ from pathlib import Path
 
 from atbb_kit.commands.base import Command
 from atbb_kit.commands.load import invoke_command
+from atbb_kit.core.config import load_config
 from atbb_kit.core.paths import KIT_ROOT
 from atbb_kit.infra.console import Column, console
 from atbb_kit.infra.runner import Result, Runner
@@ -305,7 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     project = f"atbbbenchup{secrets.token_hex(4)}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATBB_")}
+    # The app's own config (ATBB_CONFIG) carries over to the inv runs; other ATBB_* overrides do not.
+    cfg = load_config()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATBB_") or k == "ATBB_CONFIG"}
     images_env = KIT_ROOT / "build" / "test-images.env"
     if images_env.is_file():
         for line in images_env.read_text().splitlines():
@@ -333,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.say(f"==> {args.steady:g} s steady state, then inv upgrade to {args.new}, {args.rate:g} req/s")
             figures = measure(
                 port,
-                ("/", "/api/health"),
+                ("/", cfg.health.path),
                 upgrade,
                 steady_seconds=args.steady,
                 connections=args.connections,
